@@ -1,0 +1,147 @@
+//! Transactions: what an account asks the chain to do, signed by that account.
+
+use bincode::{Decode, Encode};
+use thiserror::Error;
+
+use crate::amount::Amount;
+use crate::crypto::{self, domain, Address, Hash, Keypair, Signature};
+use crate::encoding;
+
+/// What a transaction does. Tokens only move: between accounts, or between an account's
+/// balance and its stake. None is ever created or destroyed after genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum TxKind {
+    /// Moves `amount` from the sender's balance to an existing account.
+    Transfer {
+        /// The recipient; must already exist.
+        to: Address,
+        /// Base units moved.
+        amount: Amount,
+    },
+    /// Creates the account `new_account` and funds it from the sender's balance. This is
+    /// the only way an account comes to exist after genesis.
+    CreateAccount {
+        /// The new account's address; must not exist yet.
+        new_account: Address,
+        /// Its opening balance.
+        amount: Amount,
+    },
+    /// Moves `amount` from the sender's balance to its stake.
+    Stake {
+        /// Base units staked.
+        amount: Amount,
+    },
+    /// Moves `amount` from the sender's stake back to its balance.
+    Unstake {
+        /// Base units unstaked.
+        amount: Amount,
+    },
+}
+
+impl TxKind {
+    /// The amount the transaction moves.
+    pub fn amount(&self) -> Amount {
+        match self {
+            TxKind::Transfer { amount, .. }
+            | TxKind::CreateAccount { amount, .. }
+            | TxKind::Stake { amount }
+            | TxKind::Unstake { amount } => *amount,
+        }
+    }
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TxBody {
+    /// The account that signs, pays, and whose nonce is used.
+    pub from: Address,
+    /// Must equal the sender's count of applied transactions: stops replays and orders a
+    /// sender's transactions.
+    pub nonce: u64,
+    /// What to do.
+    pub kind: TxKind,
+}
+
+impl TxBody {
+    /// Signs the body with the sender's key for chain `chain_id`.
+    pub fn sign(self, key: &Keypair, chain_id: &str) -> Transaction {
+        let signature = key.sign(domain::TX_SIGN, chain_id, &encoding::encode(&self));
+        Transaction {
+            body: self,
+            signature,
+        }
+    }
+}
+
+/// A signed transaction, as submitted, gossiped and put in blocks.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Transaction {
+    /// What is asked.
+    pub body: TxBody,
+    /// The sender's signature over the body (see [`crypto::signing_message`]).
+    pub signature: Signature,
+}
+
+/// Why a transaction is invalid on its own, whatever the state of the chain.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TxFormatError {
+    /// The signature does not verify for this body, sender and chain.
+    #[error("the signature does not verify")]
+    InvalidSignature,
+    /// Moving zero tokens.
+    #[error("the amount must be above zero")]
+    ZeroAmount,
+    /// A transfer or creation addressed to the sender itself.
+    #[error("the sender cannot be the recipient")]
+    SelfTransfer,
+}
+
+impl TxFormatError {
+    /// The admin protocol's error code for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxFormatError::InvalidSignature => "invalid_signature",
+            TxFormatError::ZeroAmount | TxFormatError::SelfTransfer => "bad_amount",
+        }
+    }
+}
+
+impl Transaction {
+    /// The transaction's identity: blake3 of its canonical encoding.
+    pub fn hash(&self) -> Hash {
+        Hash::digest(domain::TX_HASH, &[&encoding::encode(self)])
+    }
+
+    /// The exact bytes the signature covers on chain `chain_id`.
+    pub fn signing_message(&self, chain_id: &str) -> Vec<u8> {
+        crypto::signing_message(domain::TX_SIGN, chain_id, &encoding::encode(&self.body))
+    }
+
+    /// Checks what needs no state: a non-zero amount, no self-transfer. The signature is
+    /// checked apart ([`Transaction::verify`], or in a batch) because it is the costly part.
+    pub fn check_format(&self) -> Result<(), TxFormatError> {
+        let body = &self.body;
+        if body.kind.amount() == 0 {
+            return Err(TxFormatError::ZeroAmount);
+        }
+        match body.kind {
+            TxKind::Transfer { to, .. } | TxKind::CreateAccount { new_account: to, .. }
+                if to == body.from =>
+            {
+                Err(TxFormatError::SelfTransfer)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every stateless check: format and signature.
+    pub fn verify(&self, chain_id: &str) -> Result<(), TxFormatError> {
+        self.check_format()?;
+        let message = self.signing_message(chain_id);
+        if crypto::verify(&self.body.from, &message, &self.signature) {
+            Ok(())
+        } else {
+            Err(TxFormatError::InvalidSignature)
+        }
+    }
+}
