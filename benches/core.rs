@@ -1,1 +1,112 @@
-fn main(){}
+//! Throughput of the core's hot paths: signature verification (one by one and batched),
+//! ledger execution of a full block, and Merkle roots. Run with `cargo bench --bench core`.
+
+use almagill::amount::AGL;
+use almagill::block::tx_root;
+use almagill::crypto::{self, Keypair, SignedMessage};
+use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
+use almagill::ledger::Ledger;
+use almagill::tx::{Transaction, TxBody, TxKind};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+
+const CHAIN: &str = "bench";
+const ACCOUNTS: usize = 100;
+
+fn keys() -> Vec<Keypair> {
+    (0..ACCOUNTS)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            Keypair::from_seed(seed)
+        })
+        .collect()
+}
+
+fn genesis(keys: &[Keypair]) -> Genesis {
+    Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 0,
+        min_stake: AGL,
+        epoch_length: 1_000_000,
+        consensus: ConsensusParams::default(),
+        accounts: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisAccount {
+                name: format!("a{i}"),
+                address: k.address(),
+                balance: 1_000_000 * AGL,
+                stake: AGL,
+            })
+            .collect(),
+    }
+}
+
+/// `count` transfers, round-robin over the accounts, with correct nonces from genesis.
+fn transfers(keys: &[Keypair], count: usize) -> Vec<Transaction> {
+    (0..count)
+        .map(|i| {
+            let from = &keys[i % keys.len()];
+            TxBody {
+                from: from.address(),
+                nonce: (i / keys.len()) as u64,
+                kind: TxKind::Transfer {
+                    to: keys[(i + 1) % keys.len()].address(),
+                    amount: 1 + i as u128,
+                },
+            }
+            .sign(from, CHAIN)
+        })
+        .collect()
+}
+
+fn signatures(c: &mut Criterion) {
+    let keys = keys();
+    let txs = transfers(&keys, 256);
+    let messages: Vec<Vec<u8>> = txs.iter().map(|t| t.signing_message(CHAIN)).collect();
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("single", |b| {
+        b.iter(|| crypto::verify(&txs[0].body.from, &messages[0], &txs[0].signature))
+    });
+    for size in [16usize, 64, 256] {
+        let items: Vec<SignedMessage<'_>> = txs[..size]
+            .iter()
+            .zip(&messages)
+            .map(|(t, m)| SignedMessage {
+                signer: t.body.from,
+                message: m,
+                signature: t.signature,
+            })
+            .collect();
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::new("batch", size), &items, |b, items| {
+            b.iter(|| crypto::verify_batch(items))
+        });
+    }
+    group.finish();
+}
+
+fn ledger(c: &mut Criterion) {
+    let keys = keys();
+    let genesis = genesis(&keys);
+    let mut group = c.benchmark_group("ledger");
+    for size in [100usize, 2000] {
+        let txs = transfers(&keys, size);
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::new("apply_block", size), &txs, |b, txs| {
+            b.iter_batched(
+                || Ledger::from_genesis(&genesis),
+                |mut ledger| ledger.apply_block(1, txs),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    let txs = transfers(&keys, 2000);
+    group.throughput(Throughput::Elements(2000));
+    group.bench_function("tx_root/2000", |b| b.iter(|| tx_root(&txs)));
+    group.finish();
+}
+
+criterion_group!(benches, signatures, ledger);
+criterion_main!(benches);
