@@ -1,4 +1,11 @@
-//! Blocks: an ordered batch of transactions under a header that chains to its parent.
+//! Proposals and blocks.
+//!
+//! Consensus agrees, height by height, on a [`Proposal`]: a batch of transactions under a
+//! header naming its height, view, proposer and time. A [`Block`] is a committed proposal
+//! placed in the chain: the same header plus the hash of the block below it. Keeping the
+//! parent link out of what is voted on lets several heights be agreed at once, each on its
+//! own, as in pBFT's log; the chain is then derived, identically on every node, from the
+//! agreed proposals in height order.
 
 use bincode::{Decode, Encode};
 use thiserror::Error;
@@ -8,21 +15,44 @@ use crate::encoding;
 use crate::merkle;
 use crate::tx::{Transaction, TxFormatError};
 
-/// What identifies a block and links it into the chain.
+/// The header of a proposal: what consensus votes on (through its digest).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct BlockHeader {
+pub struct ProposalHeader {
     /// Position in the chain; genesis is 0.
     pub height: u64,
-    /// The consensus view in which the block was proposed.
+    /// The view in which the proposal was first made.
     pub view: u64,
-    /// Hash of the block at `height - 1` (for block 1, the genesis hash).
-    pub prev: Hash,
     /// The proposer's clock when proposing, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
-    /// The validator that proposed the block.
+    /// The validator that proposed it.
     pub proposer: Address,
-    /// Merkle root of the transaction hashes, in block order.
+    /// Merkle root of the transaction hashes, in order.
     pub tx_root: Hash,
+}
+
+impl ProposalHeader {
+    /// The proposal's identity, which votes and certificates sign.
+    pub fn digest(&self) -> Hash {
+        Hash::digest(domain::PROPOSAL, &[&encoding::encode(self)])
+    }
+}
+
+/// A header and the transactions it commits to.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Proposal {
+    /// The header; its `tx_root` covers `txs`.
+    pub header: ProposalHeader,
+    /// The transactions, executed in this order.
+    pub txs: Vec<Transaction>,
+}
+
+/// A block's header: a proposal's header and the link to the parent.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct BlockHeader {
+    /// Hash of the block at `height - 1` (for block 1, the genesis hash).
+    pub prev: Hash,
+    /// The agreed proposal's header.
+    pub proposal: ProposalHeader,
 }
 
 impl BlockHeader {
@@ -32,16 +62,16 @@ impl BlockHeader {
     }
 }
 
-/// A header and the transactions it commits to.
+/// A committed proposal in its place in the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Block {
-    /// The header; its `tx_root` covers `txs`.
+    /// The header.
     pub header: BlockHeader,
     /// The transactions, executed in this order.
     pub txs: Vec<Transaction>,
 }
 
-/// Why a block is invalid whatever the state.
+/// Why a proposal is invalid whatever the state.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BlockError {
     /// `tx_root` does not match the transactions.
@@ -50,7 +80,7 @@ pub enum BlockError {
     /// More transactions than the chain allows.
     #[error("{count} transactions is over the limit of {max}")]
     TooManyTxs {
-        /// Transactions in the block.
+        /// Transactions in the proposal.
         count: usize,
         /// The limit.
         max: usize,
@@ -61,7 +91,7 @@ pub enum BlockError {
     /// A transaction fails its stateless checks.
     #[error("transaction {index}: {error}")]
     BadTx {
-        /// Its position in the block.
+        /// Its position.
         index: usize,
         /// What is wrong with it.
         error: TxFormatError,
@@ -73,10 +103,30 @@ pub fn tx_root(txs: &[Transaction]) -> Hash {
     merkle::root(&txs.iter().map(Transaction::hash).collect::<Vec<_>>())
 }
 
-impl Block {
-    /// The block's identity (its header's hash).
-    pub fn hash(&self) -> Hash {
-        self.header.hash()
+impl Proposal {
+    /// A proposal of `txs`, with its transaction root computed.
+    pub fn new(
+        height: u64,
+        view: u64,
+        timestamp_ms: u64,
+        proposer: Address,
+        txs: Vec<Transaction>,
+    ) -> Proposal {
+        Proposal {
+            header: ProposalHeader {
+                height,
+                view,
+                timestamp_ms,
+                proposer,
+                tx_root: tx_root(&txs),
+            },
+            txs,
+        }
+    }
+
+    /// The proposal's identity (its header's digest).
+    pub fn digest(&self) -> Hash {
+        self.header.digest()
     }
 
     /// Every stateless check on the body: the transaction root, the count limit, no
@@ -115,12 +165,35 @@ impl Block {
                 signature: tx.signature,
             })
             .collect();
-        match crypto::verify_batch(&items).iter().position(|ok| !ok) {
+        match crypto::first_invalid(&items) {
             Some(index) => Err(BlockError::BadTx {
                 index,
                 error: TxFormatError::InvalidSignature,
             }),
             None => Ok(()),
         }
+    }
+}
+
+impl Block {
+    /// Places an agreed proposal on top of the block whose hash is `prev`.
+    pub fn new(proposal: Proposal, prev: Hash) -> Block {
+        Block {
+            header: BlockHeader {
+                prev,
+                proposal: proposal.header,
+            },
+            txs: proposal.txs,
+        }
+    }
+
+    /// The block's identity (its header's hash).
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// The block's height.
+    pub fn height(&self) -> u64 {
+        self.header.proposal.height
     }
 }

@@ -21,6 +21,14 @@ pub mod domain {
     pub const TX_HASH: &[u8] = b"almagill/tx-hash\0";
     /// Hash of a block header: the block's identity.
     pub const BLOCK: &[u8] = b"almagill/block\0";
+    /// Hash of a proposal header: what consensus votes on.
+    pub const PROPOSAL: &[u8] = b"almagill/proposal\0";
+    /// Signature on a checkpoint vote.
+    pub const CHECKPOINT: &[u8] = b"almagill/checkpoint\0";
+    /// Signature on a view change.
+    pub const VIEW_CHANGE: &[u8] = b"almagill/view-change\0";
+    /// Signature on a new view.
+    pub const NEW_VIEW: &[u8] = b"almagill/new-view\0";
     /// Signature on a consensus vote.
     pub const VOTE: &[u8] = b"almagill/vote\0";
     /// Merkle leaf.
@@ -29,6 +37,8 @@ pub mod domain {
     pub const MERKLE_NODE: &[u8] = b"almagill/merkle-node\0";
     /// Root of an empty Merkle tree.
     pub const MERKLE_EMPTY: &[u8] = b"almagill/merkle-empty\0";
+    /// Root of a non-empty Merkle tree: its leaf count and top node.
+    pub const MERKLE_ROOT: &[u8] = b"almagill/merkle-root\0";
     /// A bucket of accounts in the state tree.
     pub const STATE_BUCKET: &[u8] = b"almagill/state-bucket\0";
     /// An inner node of the state tree.
@@ -236,6 +246,11 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Vec<bool> {
         .iter()
         .map(|i| verify(&i.signer, i.message, &i.signature))
         .collect()
+}
+
+/// The position of the first signature that does not verify, if any.
+pub fn first_invalid(items: &[SignedMessage<'_>]) -> Option<usize> {
+    verify_batch(items).iter().position(|ok| !ok)
 }
 
 /// A deterministic random stream: blake3's extendable output over the batch being checked.

@@ -5,7 +5,7 @@
 //! decode. With fixed-width integers every value has exactly one encoding, so a decoded value
 //! re-encodes to the very bytes it came from, and hashes agree on every node.
 
-use bincode::config::{Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 use bincode::{Decode, Encode};
 use thiserror::Error;
 

@@ -58,7 +58,7 @@ impl Default for ConsensusParams {
             block_interval_ms: 200,
             max_block_txs: 2_000,
             window: 4,
-            checkpoint_interval: 16,
+            checkpoint_interval: 10,
         }
     }
 }
@@ -188,20 +188,44 @@ impl Genesis {
             return Err(invalid("min_stake must be above zero".into()));
         }
         let c = &self.consensus;
+        // TOML integers stop at 2^63 - 1: anything larger could not be written out.
+        let toml_max = i64::MAX as u64;
+        for (field, value) in [
+            ("genesis_time_ms", self.genesis_time_ms),
+            ("epoch_length", self.epoch_length),
+            ("consensus.view_timeout_ms", c.view_timeout_ms),
+            ("consensus.block_interval_ms", c.block_interval_ms),
+            ("consensus.window", c.window),
+            ("consensus.checkpoint_interval", c.checkpoint_interval),
+        ] {
+            if value > toml_max {
+                return Err(invalid(format!(
+                    "{field} {value} is over the maximum {toml_max}"
+                )));
+            }
+        }
         if self.epoch_length == 0 || c.window == 0 || c.checkpoint_interval == 0 {
             return Err(invalid(
                 "epoch_length, consensus.window and consensus.checkpoint_interval must be above zero"
                     .into(),
             ));
         }
-        if self.epoch_length < c.window {
+        if self.epoch_length % c.checkpoint_interval != 0 {
             return Err(invalid(format!(
-                "epoch_length {} must be at least consensus.window {}, so a validator-set change never lands inside the blocks in flight",
-                self.epoch_length, c.window
+                "epoch_length {} must be a multiple of consensus.checkpoint_interval {}, so every epoch ends on a checkpoint",
+                self.epoch_length, c.checkpoint_interval
+            )));
+        }
+        if c.window > 2 * c.checkpoint_interval {
+            return Err(invalid(format!(
+                "consensus.window {} must be at most twice consensus.checkpoint_interval {}: blocks in flight stay between the watermarks",
+                c.window, c.checkpoint_interval
             )));
         }
         if c.view_timeout_ms == 0 {
-            return Err(invalid("consensus.view_timeout_ms must be above zero".into()));
+            return Err(invalid(
+                "consensus.view_timeout_ms must be above zero".into(),
+            ));
         }
         if c.max_block_txs == 0 || c.max_block_txs > MAX_BLOCK_TXS {
             return Err(invalid(format!(

@@ -99,6 +99,8 @@ pub struct BlockOutcome {
     pub results: Vec<Result<(), TxError>>,
     /// The state root after the block.
     pub state_root: Hash,
+    /// At an epoch's last block: the validator set it fixed, and the epoch that set is for.
+    pub new_validators: Option<(u64, ValidatorSet)>,
 }
 
 /// The accounts and the chain's rules; it changes only by executing blocks in order.
@@ -243,25 +245,34 @@ impl Ledger {
         }
         let results = txs.iter().map(|tx| self.apply_tx(tx)).collect();
         self.height = height;
-        if height % self.epoch_length == 0 {
-            self.begin_epoch_change(height);
-        }
+        let new_validators = if height % self.epoch_length == 0 {
+            self.begin_epoch_change(height)
+        } else {
+            None
+        };
         Ok(BlockOutcome {
             results,
             state_root: self.state_root(),
+            new_validators,
         })
     }
 
-    /// At the end of epoch `e`, fixes the set for epoch `e + 2` and forgets old ones.
-    fn begin_epoch_change(&mut self, height: u64) {
+    /// At the end of epoch `e`, fixes the set for epoch `e + 2` (the eligible accounts, or
+    /// if none is eligible, the set before) and forgets old ones.
+    fn begin_epoch_change(&mut self, height: u64) -> Option<(u64, ValidatorSet)> {
         let ended = self.epoch_of(height);
         let set = self
             .eligible_validators()
-            .or_else(|| self.epochs.get(&(ended + 1)).cloned());
-        if let Some(set) = set {
-            self.epochs.insert(ended + 2, set);
-        }
+            .or_else(|| self.epochs.get(&(ended + 1)).cloned())?;
+        self.epochs.insert(ended + 2, set.clone());
         self.epochs = self.epochs.split_off(&ended);
+        Some((ended + 2, set))
+    }
+
+    /// Every validator set the ledger knows, by epoch: what a restarting node hands to
+    /// consensus.
+    pub fn validator_epochs(&self) -> impl Iterator<Item = (u64, &ValidatorSet)> {
+        self.epochs.iter().map(|(epoch, set)| (*epoch, set))
     }
 
     /// The account states a transaction would produce, or why it does not apply.
@@ -291,8 +302,15 @@ impl Ledger {
             TxKind::Transfer { to, .. } => {
                 let mut to_account = *self.accounts.get(&to).ok_or(TxError::UnknownAccount(to))?;
                 sender.balance = debit(sender.balance)?;
-                to_account.balance += amount;
-                Some((to, to_account))
+                if to == body.from {
+                    // A transfer to oneself (refused by `check_format`, but the ledger must
+                    // not mint if one reaches it): it moves nothing and only uses the nonce.
+                    sender.balance += amount;
+                    None
+                } else {
+                    to_account.balance += amount;
+                    Some((to, to_account))
+                }
             }
             TxKind::CreateAccount { new_account, .. } => {
                 if self.accounts.get(&new_account).is_some() {

@@ -11,6 +11,7 @@ pub mod amount;
 pub mod block;
 pub mod certificate;
 pub mod config;
+pub mod consensus;
 pub mod crypto;
 pub mod encoding;
 pub mod genesis;

@@ -3,6 +3,10 @@
 //!
 //! Leaves and inner nodes are hashed under different domain tags, so no inner node can be
 //! passed off as a leaf. A tree of `n` leaves splits at the largest power of two below `n`.
+//!
+//! The root also commits to the number of leaves. A proof carries its own index and size,
+//! and the RFC 9162 check cannot tell some (index, size) pairs apart (leaf 2 of 3 checks
+//! like leaf 1 of 2), so without that a proof could put a leaf at the wrong position.
 
 use bincode::{Decode, Encode};
 
@@ -21,16 +25,29 @@ fn split(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
-/// The root of the tree over `leaves`; an empty tree has a fixed root of its own.
+/// The root of the tree over `leaves`: its top node bound to its leaf count. An empty tree
+/// has a fixed root of its own.
 pub fn root(leaves: &[Hash]) -> Hash {
+    if leaves.is_empty() {
+        return Hash::digest(domain::MERKLE_EMPTY, &[]);
+    }
+    sized_root(leaves.len() as u64, &top(leaves))
+}
+
+/// The top node of the RFC 9162 tree over one or more leaves.
+fn top(leaves: &[Hash]) -> Hash {
     match leaves {
-        [] => Hash::digest(domain::MERKLE_EMPTY, &[]),
         [leaf] => leaf_hash(leaf),
         _ => {
             let k = split(leaves.len());
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            node_hash(&top(&leaves[..k]), &top(&leaves[k..]))
         }
     }
+}
+
+/// The root of a tree of `size` leaves whose top node is `top`.
+fn sized_root(size: u64, top: &Hash) -> Hash {
+    Hash::digest(domain::MERKLE_ROOT, &[&size.to_le_bytes(), &top.0])
 }
 
 /// Proof that one leaf sits at `index` in a tree of `size` leaves.
@@ -56,10 +73,10 @@ pub fn prove(leaves: &[Hash], index: usize) -> Option<Proof> {
     while hi - lo > 1 {
         let k = split(hi - lo);
         if at < k {
-            path.push(root(&leaves[lo + k..hi]));
+            path.push(top(&leaves[lo + k..hi]));
             hi = lo + k;
         } else {
-            path.push(root(&leaves[lo..lo + k]));
+            path.push(top(&leaves[lo..lo + k]));
             lo += k;
             at -= k;
         }
@@ -72,7 +89,8 @@ pub fn prove(leaves: &[Hash], index: usize) -> Option<Proof> {
     })
 }
 
-/// Checks that `leaf` is at `proof.index` of the tree whose root is `root` (RFC 9162, 2.1.3.2).
+/// Checks that `leaf` is at `proof.index` of the tree of `proof.size` leaves whose root is
+/// `root` (RFC 9162, 2.1.3.2, then the leaf count the root commits to).
 pub fn verify(root: &Hash, leaf: &Hash, proof: &Proof) -> bool {
     if proof.index >= proof.size {
         return false;
@@ -95,5 +113,5 @@ pub fn verify(root: &Hash, leaf: &Hash, proof: &Proof) -> bool {
         fnode >>= 1;
         snode >>= 1;
     }
-    snode == 0 && hash == *root
+    snode == 0 && sized_root(proof.size, &hash) == *root
 }

@@ -98,8 +98,10 @@ impl StateTree {
             level = level.into_iter().map(|n| n / 2).collect();
             level.dedup();
             for &n in &level {
-                self.nodes[n] =
-                    Hash::digest(domain::STATE_NODE, &[&self.nodes[2 * n].0, &self.nodes[2 * n + 1].0]);
+                self.nodes[n] = Hash::digest(
+                    domain::STATE_NODE,
+                    &[&self.nodes[2 * n].0, &self.nodes[2 * n + 1].0],
+                );
             }
         }
         self.nodes[1]

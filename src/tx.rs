@@ -125,11 +125,10 @@ impl Transaction {
             return Err(TxFormatError::ZeroAmount);
         }
         match body.kind {
-            TxKind::Transfer { to, .. } | TxKind::CreateAccount { new_account: to, .. }
-                if to == body.from =>
-            {
-                Err(TxFormatError::SelfTransfer)
-            }
+            TxKind::Transfer { to, .. }
+            | TxKind::CreateAccount {
+                new_account: to, ..
+            } if to == body.from => Err(TxFormatError::SelfTransfer),
             _ => Ok(()),
         }
     }

@@ -1,0 +1,149 @@
+//! What goes into the consensus core and what comes out of it.
+
+use bincode::{Decode, Encode};
+
+use crate::block::{Block, Proposal};
+use crate::certificate::{CommitCertificate, Signed, VoteTarget};
+use crate::crypto::{Address, Hash};
+use crate::tx::Transaction;
+use crate::validators::ValidatorSet;
+
+use super::message::{CheckpointCertificate, Message, PreparedCertificate};
+
+/// The two timers the core runs. Each setting gets a new generation; an expiry that does
+/// not carry the latest generation is stale and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum TimerKind {
+    /// No progress for too long: change view (or, while changing, resend and move on).
+    View,
+    /// A leader's pause between proposals is over.
+    Propose,
+}
+
+/// A timer setting; hand it back in [`Input::Timeout`] when it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct Timer {
+    /// Which timer.
+    pub kind: TimerKind,
+    /// Which setting of it.
+    pub generation: u64,
+}
+
+/// Something that happened, for the core to react to.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A message from the validator `from`, as received (the core checks every signature).
+    Message {
+        /// The connection's authenticated peer.
+        from: Address,
+        /// The message.
+        message: Message,
+    },
+    /// A timer the core set has expired.
+    Timeout(Timer),
+    /// The transactions asked for by [`Output::RequestBatch`].
+    Batch {
+        /// The height they are for.
+        height: u64,
+        /// Transactions that passed the stateless checks, in the order to propose them.
+        txs: Vec<Transaction>,
+    },
+    /// A committed block has been executed.
+    Executed {
+        /// Its height.
+        height: u64,
+        /// The state root after it.
+        state_root: Hash,
+        /// A validator set the ledger fixed at this height: `(epoch, set)`.
+        next_validators: Option<(u64, ValidatorSet)>,
+    },
+    /// A block fetched from a peer in answer to [`Output::RequestSync`].
+    Synced {
+        /// The block.
+        block: Block,
+        /// Its commit certificate.
+        certificate: CommitCertificate,
+    },
+}
+
+/// A record the core needs back after a restart, so that it never contradicts itself.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Record {
+    /// A prepare vote this node cast (as a leader, the vote inside its proposal).
+    Prepared(Signed<VoteTarget>),
+    /// A commit vote this node cast, the prepared certificate that allowed it, and the body.
+    Committed {
+        /// The commit vote.
+        vote: Signed<VoteTarget>,
+        /// The prepared certificate it rests on.
+        certificate: PreparedCertificate,
+        /// The proposal.
+        proposal: Proposal,
+    },
+    /// This node asked to move to `round`: it must never act in a lower one again.
+    ViewChange {
+        /// The round.
+        round: u64,
+    },
+    /// A stable checkpoint: the low watermark to restart from.
+    Stable(CheckpointCertificate),
+}
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every other validator.
+    All,
+    /// One validator.
+    One(Address),
+}
+
+/// What the engine must do after a step, in this order: make `persist` durable, then send
+/// `messages`, hand `commits` to execution in order, set `timers`, and serve the requests.
+/// Messages may leave only after the records are durable: that is what keeps a validator
+/// that crashes and restarts from ever signing two conflicting votes.
+#[derive(Clone, Debug, Default)]
+pub struct Actions {
+    /// Records to make durable first.
+    pub persist: Vec<Record>,
+    /// Heights at or below which records are no longer needed (a new stable checkpoint).
+    pub prune_below: Option<u64>,
+    /// Messages to send once `persist` is durable.
+    pub messages: Vec<(Target, Message)>,
+    /// Newly committed blocks, in height order, each exactly once.
+    pub commits: Vec<(Block, CommitCertificate)>,
+    /// Timers to (re)set: `(timer, milliseconds from now)`.
+    pub timers: Vec<(Timer, u64)>,
+    /// Ask the mempool for up to `max_txs` transactions for `height`, leaving out `exclude`
+    /// (transactions already in proposals not yet committed); answer with [`Input::Batch`].
+    pub batch_request: Option<BatchRequest>,
+    /// Fetch committed blocks `from..=to` with their certificates from peers; answer with
+    /// [`Input::Synced`], in order.
+    pub sync_request: Option<(u64, u64)>,
+}
+
+/// A leader's request for transactions to propose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRequest {
+    /// The height to propose.
+    pub height: u64,
+    /// The most transactions a block may hold.
+    pub max_txs: usize,
+    /// Hashes of transactions already in flight.
+    pub exclude: Vec<Hash>,
+}
+
+/// What a node had durably when it stopped: its chain and its own records.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// The height of the last committed block (0 for a new node).
+    pub committed: u64,
+    /// Its hash (the genesis hash for a new node).
+    pub last_hash: Hash,
+    /// The height the ledger has executed.
+    pub executed: u64,
+    /// Validator sets by epoch, as far as the ledger knows them.
+    pub validators: Vec<(u64, ValidatorSet)>,
+    /// The records persisted since the last prune.
+    pub records: Vec<Record>,
+}

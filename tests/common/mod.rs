@@ -1,0 +1,336 @@
+//! Helpers shared by the core library's integration tests: keys from a one-byte seed, a
+//! small genesis builder, signed transactions, and proptest strategies for the wire types.
+//!
+//! Each test file uses only some of these, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use almagill::amount::Amount;
+use almagill::block::{tx_root, Block, BlockHeader};
+use almagill::certificate::{CommitCertificate, Phase, VoteTarget};
+use almagill::crypto::{Address, Hash, Keypair, Signature};
+use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
+use almagill::ledger::{Account, TxError};
+use almagill::merkle::Proof;
+use almagill::tx::{Transaction, TxBody, TxKind};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+/// The chain id every test signs for.
+pub const CHAIN_ID: &str = "almagill-test";
+
+/// The minimum stake of the test genesis built by [`genesis`].
+pub const MIN_STAKE: Amount = 1_000;
+
+/// Blocks per epoch in the test genesis (the smallest the default window allows).
+pub const EPOCH_LENGTH: u64 = 4;
+
+/// The key whose secret seed is 32 copies of `seed`. Keys are derived once and cached,
+/// since deriving one costs a scalar multiplication.
+pub fn keypair(seed: u8) -> Keypair {
+    static KEYS: OnceLock<Vec<Keypair>> = OnceLock::new();
+    KEYS.get_or_init(|| (0..=u8::MAX).map(|i| Keypair::from_seed([i; 32])).collect())
+        [usize::from(seed)]
+    .clone()
+}
+
+/// The address of [`keypair`]`(seed)`.
+pub fn address(seed: u8) -> Address {
+    keypair(seed).address()
+}
+
+/// A genesis account named `acct<seed>` owned by [`keypair`]`(seed)`.
+pub fn genesis_account(seed: u8, balance: Amount, stake: Amount) -> GenesisAccount {
+    GenesisAccount {
+        name: format!("acct{seed}"),
+        address: address(seed),
+        balance,
+        stake,
+    }
+}
+
+/// A valid genesis for [`CHAIN_ID`] with accounts `(seed, balance, stake)`, minimum stake
+/// [`MIN_STAKE`], epochs of [`EPOCH_LENGTH`] blocks and default consensus parameters.
+/// Panics if the accounts make it invalid (e.g. no validator).
+pub fn genesis(accounts: &[(u8, Amount, Amount)]) -> Genesis {
+    let genesis = Genesis {
+        chain_id: CHAIN_ID.to_string(),
+        genesis_time_ms: 1_700_000_000_000,
+        min_stake: MIN_STAKE,
+        epoch_length: EPOCH_LENGTH,
+        consensus: ConsensusParams::default(),
+        accounts: accounts
+            .iter()
+            .map(|&(seed, balance, stake)| genesis_account(seed, balance, stake))
+            .collect(),
+    };
+    genesis.validate().expect("test genesis is valid");
+    genesis
+}
+
+/// `kind` from [`keypair`]`(seed)` with `nonce`, signed for [`CHAIN_ID`].
+pub fn signed(seed: u8, nonce: u64, kind: TxKind) -> Transaction {
+    TxBody {
+        from: address(seed),
+        nonce,
+        kind,
+    }
+    .sign(&keypair(seed), CHAIN_ID)
+}
+
+/// A block at `height` over `txs` with the right transaction root.
+pub fn block(height: u64, txs: Vec<Transaction>) -> Block {
+    Block {
+        header: BlockHeader {
+            height,
+            view: 0,
+            prev: Hash::digest(b"test-prev", &[&height.to_le_bytes()]),
+            timestamp_ms: 1_700_000_000_000 + height,
+            proposer: address(1),
+            tx_root: tx_root(&txs),
+        },
+        txs,
+    }
+}
+
+/// 64 arbitrary bytes.
+pub fn arb_bytes64() -> impl Strategy<Value = [u8; 64]> {
+    vec(any::<u8>(), 64).prop_map(|v| v.try_into().expect("64 bytes"))
+}
+
+/// Any hash.
+pub fn arb_hash() -> impl Strategy<Value = Hash> {
+    any::<[u8; 32]>().prop_map(Hash)
+}
+
+/// Any address (most are not valid public keys).
+pub fn arb_address() -> impl Strategy<Value = Address> {
+    any::<[u8; 32]>().prop_map(Address)
+}
+
+/// Any signature bytes.
+pub fn arb_signature() -> impl Strategy<Value = Signature> {
+    arb_bytes64().prop_map(Signature)
+}
+
+/// An amount, with the edges (0, 1, u128::MAX) well represented.
+pub fn arb_amount() -> impl Strategy<Value = Amount> {
+    prop_oneof![
+        Just(0),
+        Just(1),
+        Just(u128::MAX),
+        0..1_000_000u128,
+        any::<u128>(),
+    ]
+}
+
+/// Any transaction kind, with arbitrary addresses and amounts.
+pub fn arb_tx_kind() -> impl Strategy<Value = TxKind> {
+    prop_oneof![
+        (arb_address(), arb_amount()).prop_map(|(to, amount)| TxKind::Transfer { to, amount }),
+        (arb_address(), arb_amount()).prop_map(|(new_account, amount)| TxKind::CreateAccount {
+            new_account,
+            amount
+        }),
+        arb_amount().prop_map(|amount| TxKind::Stake { amount }),
+        arb_amount().prop_map(|amount| TxKind::Unstake { amount }),
+    ]
+}
+
+/// Any transaction body.
+pub fn arb_tx_body() -> impl Strategy<Value = TxBody> {
+    (arb_address(), any::<u64>(), arb_tx_kind()).prop_map(|(from, nonce, kind)| TxBody {
+        from,
+        nonce,
+        kind,
+    })
+}
+
+/// Any transaction, its signature random bytes.
+pub fn arb_transaction() -> impl Strategy<Value = Transaction> {
+    (arb_tx_body(), arb_signature()).prop_map(|(body, signature)| Transaction { body, signature })
+}
+
+/// A transaction of any kind, properly signed for [`CHAIN_ID`] by one of a few test keys.
+/// Its amount is non-zero and it is never addressed to its sender, so it passes `verify`.
+pub fn arb_signed_transaction() -> impl Strategy<Value = Transaction> {
+    (1u8..=8, any::<u64>(), arb_tx_kind()).prop_map(|(seed, nonce, mut kind)| {
+        let from = address(seed);
+        match &mut kind {
+            TxKind::Transfer { to, amount }
+            | TxKind::CreateAccount {
+                new_account: to,
+                amount,
+            } => {
+                if *to == from {
+                    to.0[0] ^= 1;
+                }
+                *amount = (*amount).max(1);
+            }
+            TxKind::Stake { amount } | TxKind::Unstake { amount } => *amount = (*amount).max(1),
+        }
+        signed(seed, nonce, kind)
+    })
+}
+
+/// Any block header.
+pub fn arb_block_header() -> impl Strategy<Value = BlockHeader> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        arb_hash(),
+        any::<u64>(),
+        arb_address(),
+        arb_hash(),
+    )
+        .prop_map(
+            |(height, view, prev, timestamp_ms, proposer, tx_root)| BlockHeader {
+                height,
+                view,
+                prev,
+                timestamp_ms,
+                proposer,
+                tx_root,
+            },
+        )
+}
+
+/// Any block of up to four transactions (its header need not match them).
+pub fn arb_block() -> impl Strategy<Value = Block> {
+    (arb_block_header(), vec(arb_transaction(), 0..4))
+        .prop_map(|(header, txs)| Block { header, txs })
+}
+
+/// Any vote target.
+pub fn arb_vote_target() -> impl Strategy<Value = VoteTarget> {
+    (
+        prop_oneof![Just(Phase::Prepare), Just(Phase::Commit)],
+        any::<u64>(),
+        any::<u64>(),
+        arb_hash(),
+    )
+        .prop_map(|(phase, height, view, block)| VoteTarget {
+            phase,
+            height,
+            view,
+            block,
+        })
+}
+
+/// Any commit certificate of up to four votes (not necessarily canonical or valid).
+pub fn arb_commit_certificate() -> impl Strategy<Value = CommitCertificate> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        arb_hash(),
+        vec((arb_address(), arb_signature()), 0..4),
+    )
+        .prop_map(|(height, view, block, votes)| CommitCertificate {
+            height,
+            view,
+            block,
+            votes,
+        })
+}
+
+/// Any Merkle proof of up to eight path elements.
+pub fn arb_proof() -> impl Strategy<Value = Proof> {
+    (any::<u64>(), any::<u64>(), vec(arb_hash(), 0..8)).prop_map(|(index, size, path)| Proof {
+        index,
+        size,
+        path,
+    })
+}
+
+/// Any account state.
+pub fn arb_account() -> impl Strategy<Value = Account> {
+    (arb_amount(), arb_amount(), any::<u64>()).prop_map(|(balance, stake, nonce)| Account {
+        balance,
+        stake,
+        nonce,
+    })
+}
+
+/// Any ledger error.
+pub fn arb_tx_error() -> impl Strategy<Value = TxError> {
+    prop_oneof![
+        arb_address().prop_map(TxError::UnknownAccount),
+        arb_address().prop_map(TxError::AccountExists),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(expected, got)| TxError::BadNonce { expected, got }),
+        (arb_amount(), arb_amount())
+            .prop_map(|(available, needed)| TxError::InsufficientFunds { available, needed }),
+        (arb_amount(), arb_amount()).prop_map(|(stake, min)| TxError::BelowMinStake { stake, min }),
+    ]
+}
+
+/// A valid genesis document: random chain id, timing, accounts and stakes, with at least
+/// one validator and distinct names and addresses.
+pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
+    let params = (
+        1u64..=i64::MAX as u64,
+        any::<u64>().prop_map(|b| b % 100_000),
+        1u32..=almagill::genesis::MAX_BLOCK_TXS,
+        1u64..=64,
+        1u64..=i64::MAX as u64,
+    );
+    let accounts = vec(
+        (
+            "[a-zA-Z0-9_-]{1,32}",
+            any::<[u8; 32]>(),
+            0u128..=u128::MAX / 64,
+            any::<bool>(),
+            0u128..=u128::MAX / 64,
+        ),
+        1..6,
+    );
+    (
+        "[a-zA-Z0-9._-]{1,64}",
+        0u64..=i64::MAX as u64,
+        1u128..=u128::MAX / 64,
+        0u64..=1_000,
+        params,
+        accounts,
+    )
+        .prop_map(
+            |(chain_id, genesis_time_ms, min_stake, extra_epoch, params, accounts)| {
+                let (view_timeout_ms, block_interval_ms, max_block_txs, window, checkpoint) =
+                    params;
+                let mut seen_names = std::collections::BTreeSet::new();
+                let mut seen_addresses = std::collections::BTreeSet::new();
+                let mut genesis_accounts: Vec<GenesisAccount> = accounts
+                    .into_iter()
+                    .filter(|(name, address, ..)| {
+                        seen_names.insert(name.clone()) && seen_addresses.insert(*address)
+                    })
+                    .map(|(name, address, balance, staked, extra)| GenesisAccount {
+                        name,
+                        address: Address(address),
+                        balance,
+                        // A stake is either none or at least the minimum.
+                        stake: if staked { min_stake + extra } else { 0 },
+                    })
+                    .collect();
+                // At least one validator.
+                let first = &mut genesis_accounts[0];
+                first.stake = first.stake.max(min_stake);
+                let genesis = Genesis {
+                    chain_id,
+                    genesis_time_ms,
+                    min_stake,
+                    epoch_length: window + extra_epoch,
+                    consensus: ConsensusParams {
+                        view_timeout_ms,
+                        block_interval_ms,
+                        max_block_txs,
+                        window,
+                        checkpoint_interval: checkpoint,
+                    },
+                    accounts: genesis_accounts,
+                };
+                genesis.validate().expect("generated genesis is valid");
+                genesis
+            },
+        )
+}

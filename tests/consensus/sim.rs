@@ -1,0 +1,678 @@
+//! The deterministic simulator: real pBFT cores and real ledgers, virtual time, and a seeded
+//! network that delays, drops, duplicates, reorders and partitions messages. Nodes crash and
+//! restart from exactly what they had persisted. Invariants are checked as every event is
+//! handled; a broken one panics with the seed, which replays the run exactly.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use almagill::amount::AGL;
+use almagill::block::Block;
+use almagill::certificate::{CommitCertificate, Phase};
+use almagill::consensus::{Actions, Config, Input, Message, Pbft, Record, Restored, Target};
+use almagill::crypto::{Address, Hash, Keypair};
+use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
+use almagill::ledger::Ledger;
+use almagill::tx::{Transaction, TxBody, TxKind};
+
+use crate::byzantine::Behaviour;
+use crate::rng::Rng;
+
+/// The chain id of simulated networks.
+pub const CHAIN: &str = "almagill-sim";
+
+/// How the network misbehaves (while not healed).
+#[derive(Clone, Copy, Debug)]
+pub struct NetFaults {
+    /// Delay of a message, uniformly in this range (ms).
+    pub delay: (u64, u64),
+    /// Chance a message is lost.
+    pub drop: f64,
+    /// Chance a message is delivered twice.
+    pub duplicate: f64,
+}
+
+impl NetFaults {
+    /// A healthy network: short delays, nothing lost.
+    pub const CALM: NetFaults = NetFaults {
+        delay: (1, 10),
+        drop: 0.0,
+        duplicate: 0.0,
+    };
+}
+
+/// One simulated node.
+pub struct Node {
+    /// Its key (twins share one).
+    pub key: Keypair,
+    /// The consensus core.
+    pub pbft: Pbft,
+    /// Its executed state.
+    pub ledger: Ledger,
+    /// Committed blocks with certificates and the state root after each.
+    pub chain: Vec<(Block, CommitCertificate, Hash)>,
+    /// What it persisted (survives a crash).
+    pub durable: Vec<Record>,
+    /// Transactions waiting to be proposed.
+    pub mempool: Vec<Transaction>,
+    /// Honest, or one of the Byzantine variants.
+    pub behaviour: Behaviour,
+    /// Up, or crashed.
+    pub alive: bool,
+    /// Bumped at every restart, so timers of an earlier life are dropped.
+    pub incarnation: u32,
+}
+
+impl Node {
+    /// The height of its last committed block.
+    pub fn height(&self) -> u64 {
+        self.chain.len() as u64
+    }
+}
+
+enum Event {
+    Deliver {
+        to: usize,
+        from: usize,
+        message: Message,
+    },
+    Input {
+        node: usize,
+        incarnation: u32,
+        input: Input,
+    },
+    Workload,
+}
+
+/// The whole simulated network.
+pub struct World {
+    /// The seed this run replays from.
+    pub seed: u64,
+    /// Virtual time, ms.
+    pub now: u64,
+    /// Chance for everything.
+    pub rng: Rng,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// Network behaviour now.
+    pub faults: NetFaults,
+    /// While set, messages between nodes in different groups are lost.
+    pub partition: Option<Vec<u8>>,
+    /// The genesis every node shares.
+    pub genesis: Genesis,
+    /// Keys of the bank accounts the workload moves money between.
+    pub bank: Vec<Keypair>,
+    /// Transactions per second the workload submits (0: none).
+    pub tx_rate: u64,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: HashMap<u64, Event>,
+    seq: u64,
+    /// Block hash agreed at each height (by the first honest node to commit it).
+    agreed: HashMap<u64, Hash>,
+    /// State root after each height (first honest node to execute it).
+    roots: HashMap<u64, Hash>,
+    /// Every vote an honest validator signed: (signer, phase, height, view) -> digest.
+    votes: HashMap<(Address, Phase, u64, u64), Hash>,
+    /// Nonces the workload has handed out but not yet seen committed.
+    pending_nonce: HashMap<Address, u64>,
+    /// Events handled, for reports.
+    pub events_handled: u64,
+}
+
+/// What a simulated network looks like.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Stake of each validator (in AGL); a node per entry.
+    pub stakes: Vec<u128>,
+    /// Extra nodes that run a twin of validator `i` (same key).
+    pub twins: Vec<usize>,
+    /// Extra nodes with keys that are not validators.
+    pub outsiders: usize,
+    /// Consensus parameters.
+    pub params: ConsensusParams,
+    /// Blocks per epoch.
+    pub epoch_length: u64,
+}
+
+impl Setup {
+    /// `n` validators of equal stake with fast simulated timing.
+    pub fn equal(n: usize) -> Setup {
+        Setup {
+            stakes: vec![100; n],
+            twins: Vec::new(),
+            outsiders: 0,
+            params: ConsensusParams {
+                view_timeout_ms: 400,
+                block_interval_ms: 30,
+                max_block_txs: 50,
+                window: 4,
+                checkpoint_interval: 4,
+            },
+            epoch_length: 40,
+        }
+    }
+}
+
+fn seeded_key(tag: u8, i: usize) -> Keypair {
+    let mut seed = [tag; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    Keypair::from_seed(seed)
+}
+
+impl World {
+    /// A network as `setup` describes, every node honest, ready at time 0.
+    pub fn new(seed: u64, setup: &Setup) -> World {
+        let validators: Vec<Keypair> = (0..setup.stakes.len()).map(|i| seeded_key(1, i)).collect();
+        let bank: Vec<Keypair> = (0..6).map(|i| seeded_key(2, i)).collect();
+        let mut accounts: Vec<GenesisAccount> = validators
+            .iter()
+            .zip(&setup.stakes)
+            .enumerate()
+            .map(|(i, (k, stake))| GenesisAccount {
+                name: format!("v{i}"),
+                address: k.address(),
+                balance: 1_000 * AGL,
+                stake: stake * AGL,
+            })
+            .collect();
+        accounts.extend(bank.iter().enumerate().map(|(i, k)| GenesisAccount {
+            name: format!("bank{i}"),
+            address: k.address(),
+            balance: 1_000_000 * AGL,
+            stake: 0,
+        }));
+        let genesis = Genesis {
+            chain_id: CHAIN.into(),
+            genesis_time_ms: 0,
+            min_stake: AGL,
+            epoch_length: setup.epoch_length,
+            consensus: setup.params.clone(),
+            accounts,
+        };
+        genesis.validate().expect("simulated genesis is valid");
+        let mut keys: Vec<Keypair> = validators.clone();
+        keys.extend(setup.twins.iter().map(|&i| validators[i].clone()));
+        keys.extend((0..setup.outsiders).map(|i| seeded_key(3, i)));
+        let mut world = World {
+            seed,
+            now: 0,
+            rng: Rng::new(seed),
+            nodes: Vec::new(),
+            faults: NetFaults::CALM,
+            partition: None,
+            genesis,
+            bank,
+            tx_rate: 0,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            seq: 0,
+            agreed: HashMap::new(),
+            roots: HashMap::new(),
+            votes: HashMap::new(),
+            pending_nonce: HashMap::new(),
+            events_handled: 0,
+        };
+        for key in keys {
+            let ledger = Ledger::from_genesis(&world.genesis);
+            let (pbft, actions) =
+                Pbft::new(world.config(&key), world.restored(&ledger, &[], &[]), 0);
+            world.nodes.push(Node {
+                key,
+                pbft,
+                ledger,
+                chain: Vec::new(),
+                durable: Vec::new(),
+                mempool: Vec::new(),
+                behaviour: Behaviour::Honest,
+                alive: true,
+                incarnation: 0,
+            });
+            let i = world.nodes.len() - 1;
+            world.carry_out(i, actions);
+        }
+        world
+    }
+
+    fn config(&self, key: &Keypair) -> Config {
+        let mut ledger = Ledger::from_genesis(&self.genesis);
+        Config {
+            chain_id: CHAIN.into(),
+            key: Some(key.clone()),
+            params: self.genesis.consensus.clone(),
+            epoch_length: self.genesis.epoch_length,
+            genesis_hash: self.genesis.hash(),
+            genesis_state_root: ledger.state_root(),
+        }
+    }
+
+    fn restored(
+        &self,
+        ledger: &Ledger,
+        chain: &[(Block, CommitCertificate, Hash)],
+        records: &[Record],
+    ) -> Restored {
+        Restored {
+            committed: chain.len() as u64,
+            last_hash: chain
+                .last()
+                .map_or(self.genesis.hash(), |(b, _, _)| b.hash()),
+            executed: ledger.height(),
+            validators: ledger
+                .validator_epochs()
+                .map(|(e, v)| (e, v.clone()))
+                .collect(),
+            records: records.to_vec(),
+        }
+    }
+
+    /// Whether node `i` is honest (its votes are checked against the safety invariant).
+    pub fn honest(&self, i: usize) -> bool {
+        self.nodes[i].behaviour.is_honest()
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, event);
+    }
+
+    fn input(&mut self, node: usize, at: u64, input: Input) {
+        let incarnation = self.nodes[node].incarnation;
+        self.schedule(
+            at,
+            Event::Input {
+                node,
+                incarnation,
+                input,
+            },
+        );
+    }
+
+    /// Starts the workload: `rate` random transfers per second between bank accounts.
+    pub fn start_workload(&mut self, rate: u64) {
+        self.tx_rate = rate;
+        if rate > 0 {
+            self.schedule(self.now + 1000 / rate, Event::Workload);
+        }
+    }
+
+    /// Handles every event up to time `until`.
+    pub fn run_until(&mut self, until: u64) {
+        while let Some(Reverse((at, seq))) = self.queue.peek().copied() {
+            if at > until {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            let Some(event) = self.events.remove(&seq) else {
+                continue;
+            };
+            self.handle(event);
+            self.events_handled += 1;
+        }
+        self.now = until;
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, from, message } => {
+                if !self.nodes[to].alive {
+                    return;
+                }
+                let from = self.nodes[from].key.address();
+                self.step(to, Input::Message { from, message });
+            }
+            Event::Input {
+                node,
+                incarnation,
+                input,
+            } => {
+                if self.nodes[node].alive && self.nodes[node].incarnation == incarnation {
+                    self.step(node, input);
+                }
+            }
+            Event::Workload => {
+                self.submit_transfer();
+                let gap = 1000 / self.tx_rate.max(1);
+                self.schedule(self.now + gap, Event::Workload);
+            }
+        }
+    }
+
+    fn step(&mut self, i: usize, input: Input) {
+        let now = self.now;
+        if std::env::var("TRACE").is_ok() {
+            let what = match &input {
+                Input::Message { message, .. } => match message {
+                    Message::PrePrepare { vote, .. } => format!("preprepare {:?}", vote.payload),
+                    Message::Vote(v) => format!("vote from {:?} {:?}", v.signer, v.payload),
+                    Message::NewView { new_view, .. } => format!(
+                        "newview r{} {:?}",
+                        new_view.payload.round, new_view.payload.proposals
+                    ),
+                    Message::ViewChange { view_change, .. } => format!(
+                        "viewchange r{} from {:?}",
+                        view_change.payload.round, view_change.signer
+                    ),
+                    other => format!("{:?}", std::mem::discriminant(other)),
+                },
+                other => format!("{other:?}").chars().take(80).collect(),
+            };
+            let n = &self.nodes[i];
+            eprintln!(
+                "t={now} node{i}[{:?} h{} r{} {:?}] <- {what}",
+                n.key.address(),
+                n.pbft.committed(),
+                n.pbft.round(),
+                n.pbft.mode()
+            );
+        }
+        let actions = self.nodes[i].pbft.step(input, now);
+        self.carry_out(i, actions);
+    }
+
+    /// Carries out a node's actions as the real node would, checking invariants on the way.
+    fn carry_out(&mut self, i: usize, actions: Actions) {
+        let node = &mut self.nodes[i];
+        if let Some(low) = actions.prune_below {
+            node.durable
+                .retain(|r| record_height(r).is_none_or(|h| h > low));
+        }
+        node.durable.extend(actions.persist);
+        let honest = self.honest(i);
+        let mut outgoing = actions.messages;
+        if honest {
+            for (_, message) in &outgoing {
+                self.check_vote(message);
+            }
+        } else {
+            outgoing = crate::byzantine::misbehave(self, i, outgoing);
+        }
+        for (target, message) in outgoing {
+            self.send(i, target, message);
+        }
+        for (block, certificate) in actions.commits {
+            self.commit(i, block, certificate);
+        }
+        for (timer, after) in actions.timers {
+            self.input(i, self.now + after, Input::Timeout(timer));
+        }
+        if let Some(request) = actions.batch_request {
+            let exclude: HashSet<Hash> = request.exclude.into_iter().collect();
+            let txs: Vec<Transaction> = self.nodes[i]
+                .mempool
+                .iter()
+                .filter(|tx| !exclude.contains(&tx.hash()))
+                .take(request.max_txs)
+                .cloned()
+                .collect();
+            let height = request.height;
+            self.input(i, self.now + 1, Input::Batch { height, txs });
+        }
+        if let Some((from, to)) = actions.sync_request {
+            self.serve_sync(i, from, to);
+        }
+    }
+
+    /// Sends a message from node `from` through the faulty network.
+    pub fn send(&mut self, from: usize, target: Target, message: Message) {
+        let to: Vec<usize> = match target {
+            Target::All => (0..self.nodes.len()).filter(|&j| j != from).collect(),
+            Target::One(address) => (0..self.nodes.len())
+                .filter(|&j| j != from && self.nodes[j].key.address() == address)
+                .collect(),
+        };
+        for j in to {
+            if let Some(groups) = &self.partition {
+                if groups[from] != groups[j] {
+                    continue;
+                }
+            }
+            if self.rng.chance(self.faults.drop) {
+                continue;
+            }
+            let copies = if self.rng.chance(self.faults.duplicate) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let delay = self.rng.between(self.faults.delay.0, self.faults.delay.1);
+                let message = message.clone();
+                self.schedule(
+                    self.now + delay,
+                    Event::Deliver {
+                        to: j,
+                        from,
+                        message,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A lagging node asks for blocks: one honest peer with them answers, in order.
+    fn serve_sync(&mut self, i: usize, from: u64, to: u64) {
+        let peers: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| {
+                j != i && self.nodes[j].alive && self.honest(j) && self.nodes[j].height() >= from
+            })
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let j = peers[self.rng.below(peers.len() as u64) as usize];
+        let last = to.min(self.nodes[j].height());
+        let delay = self.rng.between(self.faults.delay.0, self.faults.delay.1);
+        for height in from..=last {
+            let (block, certificate, _) = self.nodes[j].chain[height as usize - 1].clone();
+            self.input(i, self.now + delay, Input::Synced { block, certificate });
+        }
+    }
+
+    /// An honest validator must never sign two different digests for one slot and phase.
+    fn check_vote(&mut self, message: &Message) {
+        let vote = match message {
+            Message::Vote(v) => v,
+            Message::PrePrepare { vote, .. } => vote,
+            _ => return,
+        };
+        let t = vote.payload;
+        let key = (vote.signer, t.phase, t.height, t.view);
+        let previous = *self.votes.entry(key).or_insert(t.digest);
+        assert_eq!(
+            previous, t.digest,
+            "seed {}: honest validator {:?} signed two {:?} votes for height {} view {}",
+            self.seed, vote.signer, t.phase, t.height, t.view
+        );
+    }
+
+    /// Executes a committed block on node `i`, checking agreement, order and supply.
+    fn commit(&mut self, i: usize, block: Block, certificate: CommitCertificate) {
+        let seed = self.seed;
+        let honest = self.honest(i);
+        let node = &mut self.nodes[i];
+        let height = block.height();
+        assert_eq!(
+            height,
+            node.height() + 1,
+            "seed {seed}: node {i} committed out of order"
+        );
+        if let Some((last, _, _)) = node.chain.last() {
+            assert_eq!(
+                block.header.prev,
+                last.hash(),
+                "seed {seed}: broken chain at {height}"
+            );
+        }
+        let outcome = node
+            .ledger
+            .apply_block(height, &block.txs)
+            .unwrap_or_else(|e| panic!("seed {seed}: node {i} cannot execute: {e}"));
+        assert_eq!(
+            node.ledger.total_supply(),
+            node.ledger.genesis_supply(),
+            "seed {seed}: node {i} broke supply at height {height}"
+        );
+        let committed: HashSet<Hash> = block.txs.iter().map(Transaction::hash).collect();
+        node.mempool.retain(|tx| !committed.contains(&tx.hash()));
+        let hash = block.hash();
+        node.chain.push((block, certificate, outcome.state_root));
+        if honest {
+            let agreed = *self.agreed.entry(height).or_insert(hash);
+            assert_eq!(
+                agreed, hash,
+                "seed {seed}: node {i} committed a different block at {height}"
+            );
+            let root = *self.roots.entry(height).or_insert(outcome.state_root);
+            assert_eq!(
+                root, outcome.state_root,
+                "seed {seed}: node {i} diverged in state at {height}"
+            );
+        }
+        self.input(
+            i,
+            self.now,
+            Input::Executed {
+                height,
+                state_root: outcome.state_root,
+                next_validators: outcome.new_validators,
+            },
+        );
+    }
+
+    /// Submits a random transfer between bank accounts to every node's mempool (as gossip
+    /// would), with the sender's next nonce as far as the workload knows.
+    pub fn submit_transfer(&mut self) {
+        let n = self.bank.len() as u64;
+        let from = self.rng.below(n) as usize;
+        let to = (from + 1 + self.rng.below(n - 1) as usize) % self.bank.len();
+        let sender = self.bank[from].address();
+        let reference = self.reference_node();
+        let committed_nonce = self.nodes[reference]
+            .ledger
+            .account(&sender)
+            .map_or(0, |a| a.nonce);
+        let next = self.pending_nonce.entry(sender).or_insert(0);
+        if *next < committed_nonce || *next > committed_nonce + 3 {
+            *next = committed_nonce;
+        }
+        let nonce = *next;
+        *next += 1;
+        let tx = TxBody {
+            from: sender,
+            nonce,
+            kind: TxKind::Transfer {
+                to: self.bank[to].address(),
+                amount: 1 + u128::from(self.rng.below(1000)),
+            },
+        }
+        .sign(&self.bank[from], CHAIN);
+        for node in &mut self.nodes {
+            if node.mempool.len() < 500 && !node.mempool.contains(&tx) {
+                node.mempool.push(tx.clone());
+            }
+        }
+    }
+
+    /// The honest node with the longest chain.
+    pub fn reference_node(&self) -> usize {
+        (0..self.nodes.len())
+            .filter(|&i| self.honest(i))
+            .max_by_key(|&i| self.nodes[i].height())
+            .unwrap_or(0)
+    }
+
+    /// Crashes node `i`: it loses everything but what it persisted and committed.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].alive = false;
+    }
+
+    /// Restarts node `i` from its durable state.
+    pub fn restart(&mut self, i: usize) {
+        let now = self.now;
+        let node = &self.nodes[i];
+        let restored = self.restored(&node.ledger, &node.chain, &node.durable);
+        let config = self.config(&node.key);
+        let (pbft, actions) = Pbft::new(config, restored, now);
+        let node = &mut self.nodes[i];
+        node.pbft = pbft;
+        node.alive = true;
+        node.incarnation += 1;
+        node.mempool.clear();
+        self.carry_out(i, actions);
+    }
+
+    /// The lowest committed height among honest, alive nodes.
+    pub fn min_honest_height(&self) -> u64 {
+        (0..self.nodes.len())
+            .filter(|&i| self.honest(i) && self.nodes[i].alive)
+            .map(|i| self.nodes[i].height())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Every honest node's chain is a prefix of the agreed chain (checked on each commit);
+    /// here, a final cross-check of whole chains.
+    pub fn assert_chains_agree(&self) {
+        let honest: Vec<&Node> = (0..self.nodes.len())
+            .filter(|&i| self.honest(i))
+            .map(|i| &self.nodes[i])
+            .collect();
+        for pair in honest.windows(2) {
+            for (a, b) in pair[0].chain.iter().zip(&pair[1].chain) {
+                assert_eq!(a.0.hash(), b.0.hash(), "seed {}: chains differ", self.seed);
+                assert_eq!(a.2, b.2, "seed {}: state roots differ", self.seed);
+            }
+        }
+    }
+
+    /// Stake-weighted quorum check of every certificate in node `i`'s chain.
+    pub fn assert_certificates_valid(&self, i: usize) {
+        let ledger = Ledger::from_genesis(&self.genesis);
+        for (block, certificate, _) in &self.nodes[i].chain {
+            let validators = ledger
+                .validators_for(block.height())
+                .or_else(|| self.nodes[i].ledger.validators_for(block.height()));
+            if let Some(validators) = validators {
+                certificate
+                    .verify(CHAIN, validators)
+                    .unwrap_or_else(|e| panic!("seed {}: bad certificate: {e}", self.seed));
+            }
+        }
+    }
+
+    /// Every event handled so far, by type of node, for debugging a seed.
+    pub fn summary(&self) -> String {
+        let heights: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}:r{}:{:?}:low{}:{:?}{}",
+                    n.height(),
+                    n.pbft.round(),
+                    n.pbft.mode(),
+                    n.pbft.low(),
+                    n.behaviour,
+                    if n.alive { "" } else { ":down" }
+                )
+            })
+            .collect();
+        format!(
+            "seed {} t={} heights [{}]",
+            self.seed,
+            self.now,
+            heights.join(" ")
+        )
+    }
+}
+
+/// The height a record is about, if any (records at or below a stable checkpoint are pruned).
+fn record_height(record: &Record) -> Option<u64> {
+    match record {
+        Record::Prepared(vote) => Some(vote.payload.height),
+        Record::Committed { vote, .. } => Some(vote.payload.height),
+        Record::ViewChange { .. } | Record::Stable(_) => None,
+    }
+}
