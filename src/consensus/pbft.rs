@@ -311,11 +311,13 @@ impl Pbft {
         height > self.low() && height <= self.window_top()
     }
 
-    /// Whether `view` is the view of `height` in the current round; notes a higher round.
-    fn current_view(&mut self, from: Address, height: u64, view: u64) -> bool {
-        match view.checked_sub(height) {
+    /// Whether `vote` is cast in the current round. A vote validly signed in a higher round
+    /// means its signer saw that round begin: ask for the new view that began it.
+    fn in_current_round(&mut self, from: Address, vote: &Signed<VoteTarget>) -> bool {
+        let t = vote.payload;
+        match t.view.checked_sub(t.height) {
             Some(round) if round == self.round => true,
-            Some(round) if round > self.round => {
+            Some(round) if round > self.fetched_round && vote.verify(&self.cfg.chain_id) => {
                 self.note_higher_round(from, round);
                 false
             }
@@ -325,7 +327,7 @@ impl Pbft {
 
     /// A validator works in a round this node has not seen begin: ask it for the new view.
     fn note_higher_round(&mut self, from: Address, round: u64) {
-        if round > self.fetched_round {
+        if round > self.fetched_round.max(self.round) {
             self.fetched_round = round;
             self.send(Target::One(from), Message::FetchNewView { round });
         }
@@ -388,11 +390,14 @@ impl Pbft {
             Message::ViewChange {
                 view_change,
                 bodies,
-            } => self.on_view_change(from, view_change, bodies),
+            } => self.on_view_change(view_change, bodies),
             Message::NewView { new_view, bodies } => self.on_new_view(new_view, bodies),
             Message::FetchNewView { round } => {
+                let validator = self
+                    .epoch()
+                    .is_some_and(|e| e.validators.stake_of(&from).is_some());
                 if let Some((new_view, bodies)) = &self.new_view {
-                    if new_view.payload.round == round {
+                    if validator && new_view.payload.round == round {
                         let message = Message::NewView {
                             new_view: new_view.clone(),
                             bodies: bodies.clone(),
@@ -407,15 +412,15 @@ impl Pbft {
     fn on_pre_prepare(&mut self, from: Address, proposal: Proposal, vote: Signed<VoteTarget>) {
         let t = vote.payload;
         let height = t.height;
-        if t.phase != Phase::Prepare
-            || !self.in_window(height)
-            || !self.current_view(from, height, t.view)
-        {
+        if t.phase != Phase::Prepare || !self.in_window(height) {
             return;
         }
         let Some(leader) = self.epoch().map(|e| e.leaders.leader(t.view)) else {
             return;
         };
+        if vote.signer != leader || !self.in_current_round(from, &vote) {
+            return;
+        }
         let header = &proposal.header;
         if vote.signer != leader
             || header.height != height
@@ -486,10 +491,7 @@ impl Pbft {
         let member = self
             .epoch()
             .is_some_and(|e| e.validators.stake_of(&vote.signer).is_some());
-        if !member {
-            return;
-        }
-        if !self.current_view(from, t.height, t.view) {
+        if !member || !self.in_current_round(from, &vote) {
             return;
         }
         let slot = self.slots.entry(t.height).or_default();
@@ -985,18 +987,22 @@ impl Pbft {
         epoch.validators.is_quorum(epoch.validators.weight(signers))
     }
 
-    fn on_view_change(&mut self, from: Address, signed: Signed<ViewChange>, bodies: Vec<Proposal>) {
+    fn on_view_change(&mut self, signed: Signed<ViewChange>, bodies: Vec<Proposal>) {
         let round = signed.payload.round;
-        let behind = round < self.round || (round == self.round && self.mode == Mode::Normal);
-        if behind {
-            self.help_behind(from, &signed.payload);
-            return;
-        }
         let Some(epoch) = self.epoch() else {
             return;
         };
-        if epoch.validators.stake_of(&signed.signer).is_none()
-            || self
+        if epoch.validators.stake_of(&signed.signer).is_none() {
+            return;
+        }
+        let behind = round < self.round || (round == self.round && self.mode == Mode::Normal);
+        if behind {
+            if signed.verify(&self.cfg.chain_id) {
+                self.help_behind(signed.signer, &signed.payload);
+            }
+            return;
+        }
+        if self
                 .view_changes
                 .get(&signed.signer)
                 .is_some_and(|(vc, _)| vc.payload.round >= round)
@@ -1016,15 +1022,15 @@ impl Pbft {
 
     /// A validator asked for a round this node has left behind: give it the new view that
     /// began this round, and the latest checkpoint if it lags.
-    fn help_behind(&mut self, from: Address, view_change: &ViewChange) {
+    fn help_behind(&mut self, to: Address, view_change: &ViewChange) {
         if view_change.checkpoint.payload.height < self.low() {
             self.send(
-                Target::One(from),
+                Target::One(to),
                 Message::CheckpointProof(self.stable.clone()),
             );
         }
         if let Some((new_view, bodies)) = self.new_view.clone() {
-            self.send(Target::One(from), Message::NewView { new_view, bodies });
+            self.send(Target::One(to), Message::NewView { new_view, bodies });
         }
     }
 

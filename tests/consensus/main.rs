@@ -8,3 +8,4 @@ mod byzantine;
 mod rng;
 mod scenarios;
 mod sim;
+mod adversaries;

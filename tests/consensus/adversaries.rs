@@ -1,0 +1,1 @@
+//! One named scenario per Byzantine behaviour, and the Twins sweeps.
