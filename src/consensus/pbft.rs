@@ -1003,9 +1003,9 @@ impl Pbft {
             return;
         }
         if self
-                .view_changes
-                .get(&signed.signer)
-                .is_some_and(|(vc, _)| vc.payload.round >= round)
+            .view_changes
+            .get(&signed.signer)
+            .is_some_and(|(vc, _)| vc.payload.round >= round)
             || !self.view_change_valid(&signed)
             || !bodies_match(&signed.payload.prepared, &bodies)
         {

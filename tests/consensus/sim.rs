@@ -122,7 +122,7 @@ pub struct World {
 /// What a simulated network looks like.
 #[derive(Clone, Debug)]
 pub struct Setup {
-    /// Stake of each validator (in AGL); a node per entry.
+    /// Stake of each validator in base units; a node per entry.
     pub stakes: Vec<u128>,
     /// Extra nodes that run a twin of validator `i` (same key).
     pub twins: Vec<usize>,
@@ -138,7 +138,7 @@ impl Setup {
     /// `n` validators of equal stake with fast simulated timing.
     pub fn equal(n: usize) -> Setup {
         Setup {
-            stakes: vec![100; n],
+            stakes: vec![100 * AGL; n],
             twins: Vec::new(),
             outsiders: 0,
             params: ConsensusParams {
@@ -172,7 +172,7 @@ impl World {
                 name: format!("v{i}"),
                 address: k.address(),
                 balance: 1_000 * AGL,
-                stake: stake * AGL,
+                stake: *stake,
             })
             .collect();
         accounts.extend(bank.iter().enumerate().map(|(i, k)| GenesisAccount {
@@ -184,7 +184,7 @@ impl World {
         let genesis = Genesis {
             chain_id: CHAIN.into(),
             genesis_time_ms: 0,
-            min_stake: AGL,
+            min_stake: 1,
             epoch_length: setup.epoch_length,
             consensus: setup.params.clone(),
             accounts,
@@ -341,7 +341,7 @@ impl World {
 
     fn step(&mut self, i: usize, input: Input) {
         let now = self.now;
-        if std::env::var("TRACE").is_ok() {
+        if std::env::var("ALMAGILL_SIM_TRACE").is_ok() {
             let what = match &input {
                 Input::Message { message, .. } => match message {
                     Message::PrePrepare { vote, .. } => format!("preprepare {:?}", vote.payload),
@@ -541,6 +541,15 @@ impl World {
         );
     }
 
+    /// Puts a transaction in every node's mempool, as gossip would.
+    pub fn submit(&mut self, tx: Transaction) {
+        for node in &mut self.nodes {
+            if node.mempool.len() < 500 && !node.mempool.contains(&tx) {
+                node.mempool.push(tx.clone());
+            }
+        }
+    }
+
     /// Submits a random transfer between bank accounts to every node's mempool (as gossip
     /// would), with the sender's next nonce as far as the workload knows.
     pub fn submit_transfer(&mut self) {
@@ -568,11 +577,7 @@ impl World {
             },
         }
         .sign(&self.bank[from], CHAIN);
-        for node in &mut self.nodes {
-            if node.mempool.len() < 500 && !node.mempool.contains(&tx) {
-                node.mempool.push(tx.clone());
-            }
-        }
+        self.submit(tx);
     }
 
     /// The honest node with the longest chain.
