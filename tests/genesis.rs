@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use almagill::amount::{format_agl, parse_amount, AmountError, AGL};
 use almagill::config::{ConfigError, NodeConfig, NodeConfigFile, PeerConfig};
-use almagill::genesis::{Genesis, GenesisError, MAX_SUPPLY};
-use common::{address, arb_genesis, genesis, MIN_STAKE};
+use almagill::genesis::{ConsensusParams, Genesis, GenesisError, MAX_SUPPLY};
+use common::{address, arb_genesis, genesis, EPOCH_LENGTH, MIN_STAKE};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------
@@ -21,7 +21,7 @@ const TOP: &str = r#"
 chain_id = "almagill-test"
 genesis_time_ms = 1700000000000
 min_stake = "1000"
-epoch_length = 8
+epoch_length = 20
 "#;
 
 /// One `[[accounts]]` entry; `stake` is left out when `None`.
@@ -84,8 +84,15 @@ fn hand_written_genesis_parses() {
     assert_eq!(g.chain_id, "almagill-test");
     assert_eq!(g.genesis_time_ms, 1_700_000_000_000);
     assert_eq!(g.min_stake, 1000);
-    assert_eq!(g.epoch_length, 8);
+    assert_eq!(g.epoch_length, 20);
     assert_eq!(g.consensus.window, 4);
+    assert_eq!(
+        g.consensus,
+        ConsensusParams {
+            window: 4,
+            ..ConsensusParams::default()
+        }
+    );
     assert_eq!(g.accounts.len(), 2);
     assert_eq!(g.accounts[0].address, address(1));
     assert_eq!(g.accounts[0].balance, 25 * AGL / 10);
@@ -250,26 +257,126 @@ fn genesis_bad_amounts_rejected() {
     assert_parse_error(&genesis_toml(&top, None, &standard_accounts()), "min_stake");
 }
 
-/// An epoch shorter than the consensus window is refused; one equal to it is fine.
+/// The default consensus parameters, which a genesis without `[consensus]` gets: a
+/// checkpoint every 10 blocks and a window of 4 (within twice that). The test genesis uses
+/// epochs of one checkpoint interval.
 #[test]
-fn genesis_epoch_shorter_than_window_rejected() {
-    let accounts = standard_accounts();
-    assert_invalid(
-        &genesis_toml(TOP, Some("window = 9"), &accounts),
-        "epoch_length 8 must be at least consensus.window 9",
-    );
-    assert!(Genesis::from_toml(&genesis_toml(TOP, Some("window = 8"), &accounts)).is_ok());
+fn consensus_defaults() {
+    let defaults = ConsensusParams::default();
+    assert_eq!(defaults.checkpoint_interval, 10);
+    assert_eq!(defaults.window, 4);
+    assert!(defaults.window <= 2 * defaults.checkpoint_interval);
+    assert_eq!(EPOCH_LENGTH, defaults.checkpoint_interval);
+    let g = Genesis::from_toml(&genesis_toml(TOP, None, &standard_accounts())).unwrap();
+    assert_eq!(g.consensus, defaults);
 }
 
-/// Other rule breaks: zero minimum stake, zero epoch length, zero view timeout, a block
-/// size over the cap, a bad account name, and integers TOML could not write back.
+/// An epoch must be a whole number of checkpoint intervals, so every epoch ends on a
+/// checkpoint: one that is not (longer or shorter than an interval, with the default
+/// interval or a written one) is refused, naming both numbers; one, two or many whole
+/// intervals are fine, however the epoch compares with the window.
+#[test]
+fn genesis_epoch_not_whole_checkpoint_intervals_rejected() {
+    let accounts = standard_accounts();
+    let with_epoch = |epoch: u64, consensus: Option<&str>| {
+        let top = TOP.replace("epoch_length = 20", &format!("epoch_length = {epoch}"));
+        genesis_toml(&top, consensus, &accounts)
+    };
+    for epoch in [5, 9, 11, 15, 25, 99] {
+        assert_invalid(
+            &with_epoch(epoch, None),
+            &format!("epoch_length {epoch} must be a multiple of consensus.checkpoint_interval 10"),
+        );
+    }
+    assert_invalid(
+        &with_epoch(20, Some("checkpoint_interval = 8")),
+        "epoch_length 20 must be a multiple of consensus.checkpoint_interval 8",
+    );
+    assert_invalid(
+        &with_epoch(20, Some("checkpoint_interval = 40\nwindow = 4")),
+        "epoch_length 20 must be a multiple of consensus.checkpoint_interval 40",
+    );
+    for (epoch, consensus) in [
+        (10, None),
+        (20, None),
+        (1_000, None),
+        (8, Some("checkpoint_interval = 8")),
+        (24, Some("checkpoint_interval = 8")),
+        (7, Some("checkpoint_interval = 1\nwindow = 2")),
+        // An epoch shorter than the window is fine: the window drains at its end.
+        (3, Some("checkpoint_interval = 3\nwindow = 6")),
+    ] {
+        let text = with_epoch(epoch, consensus);
+        let g = Genesis::from_toml(&text).unwrap_or_else(|e| panic!("{epoch} {consensus:?}: {e}"));
+        assert_eq!(g.epoch_length, epoch);
+    }
+    // The same rule when validating a value built in code.
+    let mut g = genesis(&[(1, 0, MIN_STAKE)]);
+    g.epoch_length = 3 * g.consensus.checkpoint_interval;
+    assert_eq!(g.validate(), Ok(()));
+    g.epoch_length += 1;
+    assert!(
+        matches!(g.validate(), Err(GenesisError::Invalid(m)) if m.contains("multiple of consensus.checkpoint_interval"))
+    );
+}
+
+/// The window may be at most twice the checkpoint interval, so every block in flight stays
+/// between the watermarks: one over is refused, naming both numbers; up to it is fine.
+#[test]
+fn genesis_window_over_twice_checkpoint_interval_rejected() {
+    let accounts = standard_accounts();
+    assert_invalid(
+        &genesis_toml(TOP, Some("window = 21"), &accounts),
+        "consensus.window 21 must be at most twice consensus.checkpoint_interval 10",
+    );
+    for window in [1, 10, 19, 20] {
+        let consensus = format!("window = {window}");
+        let g = Genesis::from_toml(&genesis_toml(TOP, Some(&consensus), &accounts)).unwrap();
+        assert_eq!(g.consensus.window, window);
+    }
+    assert_invalid(
+        &genesis_toml(TOP, Some("checkpoint_interval = 1\nwindow = 3"), &accounts),
+        "consensus.window 3 must be at most twice consensus.checkpoint_interval 1",
+    );
+    assert!(Genesis::from_toml(&genesis_toml(
+        TOP,
+        Some("checkpoint_interval = 1\nwindow = 2"),
+        &accounts
+    ))
+    .is_ok());
+    // A huge window against a huge interval: no overflow in `2 * checkpoint_interval`.
+    let mut g = genesis(&[(1, 0, MIN_STAKE)]);
+    let most = i64::MAX as u64;
+    g.consensus.checkpoint_interval = most;
+    g.epoch_length = most;
+    g.consensus.window = most;
+    assert_eq!(g.validate(), Ok(()));
+    assert_eq!(Genesis::from_toml(&g.to_toml()), Ok(g.clone()));
+    g.consensus.checkpoint_interval = most / 4;
+    g.epoch_length = most / 4;
+    assert!(
+        matches!(g.validate(), Err(GenesisError::Invalid(m)) if m.contains("must be at most twice"))
+    );
+}
+
+/// Other rule breaks: zero minimum stake, zero epoch length, window or checkpoint
+/// interval, zero view timeout, a block size over the cap, a bad account name, and
+/// integers TOML could not write back.
 #[test]
 fn genesis_other_rules_enforced() {
     let accounts = standard_accounts();
     let top = TOP.replace("min_stake = \"1000\"", "min_stake = \"0\"");
     assert_invalid(&genesis_toml(&top, None, &accounts), "min_stake");
-    let top = TOP.replace("epoch_length = 8", "epoch_length = 0");
+    let top = TOP.replace("epoch_length = 20", "epoch_length = 0");
     assert_invalid(&genesis_toml(&top, None, &accounts), "epoch_length");
+    assert_invalid(
+        &genesis_toml(TOP, Some("window = 0"), &accounts),
+        "consensus.window and consensus.checkpoint_interval must be above zero",
+    );
+    assert_invalid(
+        &genesis_toml(TOP, Some("checkpoint_interval = 0"), &accounts),
+        "consensus.checkpoint_interval must be above zero",
+    );
     assert_invalid(
         &genesis_toml(TOP, Some("view_timeout_ms = 0"), &accounts),
         "view_timeout_ms",

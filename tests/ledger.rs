@@ -1,6 +1,7 @@
 //! The ledger: random transaction histories (valid and invalid) keep the supply fixed,
 //! nonces sequential and failures inert; state roots are a function of the accounts; and
-//! validator sets change only at the epoch boundaries the rules give.
+//! validator sets change only at the epoch boundaries the rules give, as every block's
+//! outcome, the list of known sets and the set for each height all agree.
 
 mod common;
 
@@ -9,9 +10,9 @@ use std::collections::BTreeMap;
 use almagill::amount::Amount;
 use almagill::crypto::{Address, Hash};
 use almagill::genesis::Genesis;
-use almagill::ledger::{Account, Ledger, LedgerError, TxError};
+use almagill::ledger::{Account, BlockOutcome, Ledger, LedgerError, TxError};
 use almagill::tx::{Transaction, TxFormatError, TxKind};
-use almagill::validators::Validator;
+use almagill::validators::{Validator, ValidatorSet};
 use common::{address, genesis, signed, EPOCH_LENGTH, MIN_STAKE};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -369,9 +370,7 @@ proptest! {
         while done < history.txs.len() {
             let size = (*sizes.next().unwrap()).min(history.txs.len() - done);
             let height = by_blocks.height() + 1;
-            let outcome = by_blocks
-                .apply_block(height, &history.txs[done..done + size])
-                .expect("blocks in order");
+            let outcome = execute(&mut by_blocks, height, &history.txs[done..done + size]);
             prop_assert_eq!(&outcome.results[..], &history.results[done..done + size]);
             done += size;
             let expected_root = match done {
@@ -673,7 +672,8 @@ fn apply_block_refuses_out_of_order() {
         },
     );
     let root = ledger.state_root();
-    for height in [0, 2, 3, u64::MAX] {
+    let epochs = known_epochs(&ledger);
+    for height in [0, 2, 3, EPOCH_LENGTH, u64::MAX] {
         assert_eq!(
             ledger.apply_block(height, std::slice::from_ref(&tx)),
             Err(LedgerError::OutOfOrder {
@@ -684,8 +684,10 @@ fn apply_block_refuses_out_of_order() {
     }
     assert_eq!(ledger.height(), 0);
     assert_eq!(ledger.state_root(), root);
+    assert_eq!(known_epochs(&ledger), epochs);
     let outcome = ledger.apply_block(1, std::slice::from_ref(&tx)).unwrap();
     assert_eq!(outcome.results, vec![Ok(())]);
+    assert_eq!(outcome.new_validators, None);
     let root = ledger.state_root();
     assert_eq!(outcome.state_root, root);
     assert_eq!(
@@ -705,22 +707,99 @@ fn validators_at(ledger: &Ledger, height: u64) -> Option<Vec<Validator>> {
     ledger.validators_for(height).map(|s| s.members().to_vec())
 }
 
+/// The validator sets the ledger lists, by epoch.
+fn known_epochs(ledger: &Ledger) -> Vec<(u64, ValidatorSet)> {
+    ledger
+        .validator_epochs()
+        .map(|(epoch, set)| (epoch, set.clone()))
+        .collect()
+}
+
+/// `validator_epochs` and `validators_for` agree: epochs are listed once each, in
+/// increasing order; every height up to `up_to` has exactly its epoch's listed set, or
+/// none when its epoch is not listed; and the epochs of the next block and of the one
+/// after it are both listed, so consensus always knows the sets it may need next.
+fn assert_epochs_agree(ledger: &Ledger, up_to: u64) {
+    let listed = known_epochs(ledger);
+    assert!(
+        listed.windows(2).all(|w| w[0].0 < w[1].0),
+        "epochs {:?}",
+        listed.iter().map(|(e, _)| e).collect::<Vec<_>>()
+    );
+    let set_of = |epoch: u64| listed.iter().find(|(e, _)| *e == epoch).map(|(_, s)| s);
+    for height in 0..=up_to {
+        assert_eq!(
+            ledger.validators_for(height),
+            set_of(ledger.epoch_of(height)),
+            "height {height}"
+        );
+    }
+    let next = ledger.epoch_of(ledger.height() + 1);
+    assert!(set_of(next).is_some() && set_of(next + 1).is_some());
+}
+
+/// Executes the block at `height` (it must be next) and checks what it reports about
+/// validator sets. At an epoch's last block: the epoch two ahead, and its set (the
+/// eligible accounts, or when none is eligible the set of the epoch after the one ending),
+/// which the ledger then lists and uses for every height of that epoch. At any other
+/// block: nothing, and the known sets are unchanged.
+fn execute(ledger: &mut Ledger, height: u64, txs: &[Transaction]) -> BlockOutcome {
+    let before = known_epochs(ledger);
+    let outcome = ledger.apply_block(height, txs).expect("blocks in order");
+    let e = EPOCH_LENGTH;
+    if height % e == 0 {
+        let ended = ledger.epoch_of(height);
+        let (epoch, set) = outcome
+            .new_validators
+            .clone()
+            .expect("an epoch's last block fixes a set");
+        assert_eq!(epoch, ended + 2, "height {height}");
+        let fallback = before.iter().find(|(e, _)| *e == ended + 1).map(|(_, s)| s);
+        assert_eq!(
+            Some(&set),
+            ledger.eligible_validators().as_ref().or(fallback),
+            "height {height}"
+        );
+        assert_eq!(known_epochs(ledger).last(), Some(&(epoch, set.clone())));
+        for h in [height + e + 1, height + 2 * e] {
+            assert_eq!(ledger.validators_for(h), Some(&set), "height {h}");
+        }
+    } else {
+        assert_eq!(outcome.new_validators, None, "height {height}");
+        assert_eq!(known_epochs(ledger), before, "height {height}");
+    }
+    assert_epochs_agree(ledger, height + 3 * e);
+    outcome
+}
+
 /// Executes empty blocks up to and including `height`.
 fn run_to(ledger: &mut Ledger, height: u64) {
     while ledger.height() < height {
-        ledger.apply_block(ledger.height() + 1, &[]).unwrap();
+        execute(ledger, ledger.height() + 1, &[]);
     }
 }
 
 /// Epochs 0 and 1 use the genesis set; a stake change made in epoch 0 (even in its last
 /// block) shows in epoch 2's set but not epoch 1's; one made in epoch 1 shows only from
-/// epoch 3; and sets too far ahead are not known yet.
+/// epoch 3; and sets too far ahead are not known yet. Each epoch's last block reports the
+/// set it fixed and for which epoch, and the list of known sets agrees with the set of
+/// every height throughout: genesis knows epochs 0 and 1; the end of epoch `k` adds
+/// `k + 2` and forgets those before `k`.
 #[test]
 fn validator_sets_change_two_epochs_later() {
     let e = EPOCH_LENGTH;
     let genesis = test_genesis();
-    let genesis_set = genesis.validator_set().unwrap().members().to_vec();
+    let genesis_validators = genesis.validator_set().unwrap();
+    let genesis_set = genesis_validators.members().to_vec();
     let mut ledger = Ledger::from_genesis(&genesis);
+    assert_eq!(
+        known_epochs(&ledger),
+        vec![
+            (0, genesis_validators.clone()),
+            (1, genesis_validators.clone())
+        ]
+    );
+    assert_epochs_agree(&ledger, 4 * e);
     for height in 0..=2 * e {
         assert_eq!(
             validators_at(&ledger, height),
@@ -738,10 +817,7 @@ fn validator_sets_change_two_epochs_later() {
             amount: 3 * MIN_STAKE,
         },
     );
-    assert_eq!(
-        ledger.apply_block(1, &[stake]).unwrap().results,
-        vec![Ok(())]
-    );
+    assert_eq!(execute(&mut ledger, 1, &[stake]).results, vec![Ok(())]);
     run_to(&mut ledger, e - 1);
     let unstake = signed(
         3,
@@ -750,10 +826,8 @@ fn validator_sets_change_two_epochs_later() {
             amount: 2 * MIN_STAKE,
         },
     );
-    assert_eq!(
-        ledger.apply_block(e, &[unstake]).unwrap().results,
-        vec![Ok(())]
-    );
+    let outcome = execute(&mut ledger, e, &[unstake]);
+    assert_eq!(outcome.results, vec![Ok(())]);
 
     let epoch2: Vec<Validator> = vec![
         Validator {
@@ -771,6 +845,17 @@ fn validator_sets_change_two_epochs_later() {
     ];
     let mut epoch2_sorted = epoch2.clone();
     epoch2_sorted.sort_by_key(|v| v.address);
+    let epoch2_set = ValidatorSet::new(epoch2).unwrap();
+    assert_eq!(epoch2_set.members(), &epoch2_sorted[..]);
+    assert_eq!(outcome.new_validators, Some((2, epoch2_set.clone())));
+    assert_eq!(
+        known_epochs(&ledger),
+        vec![
+            (0, genesis_validators.clone()),
+            (1, genesis_validators.clone()),
+            (2, epoch2_set.clone())
+        ]
+    );
     for height in 1..=2 * e {
         assert_eq!(
             validators_at(&ledger, height),
@@ -790,10 +875,11 @@ fn validator_sets_change_two_epochs_later() {
     // Epoch 1: account 2 unstakes; that shows in epoch 3 only.
     let unstake2 = signed(2, 0, TxKind::Unstake { amount: MIN_STAKE });
     assert_eq!(
-        ledger.apply_block(e + 1, &[unstake2]).unwrap().results,
+        execute(&mut ledger, e + 1, &[unstake2]).results,
         vec![Ok(())]
     );
-    run_to(&mut ledger, 2 * e);
+    run_to(&mut ledger, 2 * e - 1);
+    let outcome = execute(&mut ledger, 2 * e, &[]);
     for height in 2 * e + 1..=3 * e {
         assert_eq!(
             validators_at(&ledger, height),
@@ -806,6 +892,16 @@ fn validator_sets_change_two_epochs_later() {
         .copied()
         .filter(|v| v.address != address(2))
         .collect();
+    let epoch3_set = ValidatorSet::new(epoch3.clone()).unwrap();
+    assert_eq!(outcome.new_validators, Some((3, epoch3_set.clone())));
+    assert_eq!(
+        known_epochs(&ledger),
+        vec![
+            (1, genesis_validators.clone()),
+            (2, epoch2_set.clone()),
+            (3, epoch3_set.clone())
+        ]
+    );
     for height in 3 * e + 1..=4 * e {
         assert_eq!(
             validators_at(&ledger, height),
@@ -819,6 +915,14 @@ fn validator_sets_change_two_epochs_later() {
         ledger.validators_for(3 * e + 1).unwrap().total_stake(),
         8 * MIN_STAKE
     );
+    // With no stake moving, the end of epoch 2 fixes epoch 4 to epoch 3's set, and
+    // forgets epoch 1.
+    run_to(&mut ledger, 3 * e);
+    assert_eq!(
+        known_epochs(&ledger),
+        vec![(2, epoch2_set), (3, epoch3_set.clone()), (4, epoch3_set)]
+    );
+    assert_eq!(validators_at(&ledger, 2 * e), None);
 }
 
 /// If every validator unstakes, the chain keeps the last set rather than having none.
@@ -827,10 +931,7 @@ fn validator_set_never_becomes_empty() {
     let genesis = genesis(&[(1, 0, MIN_STAKE), (2, 100, 0)]);
     let mut ledger = Ledger::from_genesis(&genesis);
     let unstake = signed(1, 0, TxKind::Unstake { amount: MIN_STAKE });
-    assert_eq!(
-        ledger.apply_block(1, &[unstake]).unwrap().results,
-        vec![Ok(())]
-    );
+    assert_eq!(execute(&mut ledger, 1, &[unstake]).results, vec![Ok(())]);
     assert!(ledger.eligible_validators().is_none());
     run_to(&mut ledger, 3 * EPOCH_LENGTH);
     let set = genesis.validator_set().unwrap();
@@ -840,4 +941,9 @@ fn validator_set_never_becomes_empty() {
         }
     }
     assert_eq!(ledger.validators_for(4 * EPOCH_LENGTH), Some(&set));
+    // Every epoch's end reported the set it kept, and it is the only set the ledger knows.
+    run_to(&mut ledger, 4 * EPOCH_LENGTH - 1);
+    let outcome = execute(&mut ledger, 4 * EPOCH_LENGTH, &[]);
+    assert_eq!(outcome.new_validators, Some((5, set.clone())));
+    assert!(ledger.validator_epochs().all(|(_, s)| s == &set));
 }

@@ -1,8 +1,13 @@
 //! Merkle trees and inclusion proofs: every proof of every tree up to 65 leaves verifies,
-//! and changing anything about it (leaf, index, size, root, path) makes it fail.
+//! and changing anything about it (leaf, index, size, root, path) makes it fail; a
+//! block's transactions are provable from its header alone.
+
+mod common;
 
 use almagill::crypto::Hash;
 use almagill::merkle::{self, Proof};
+use almagill::tx::{Transaction, TxKind};
+use common::{block, proposal, signed};
 
 /// The largest tree checked exhaustively.
 const MAX_SIZE: usize = 65;
@@ -263,4 +268,46 @@ fn proof_verifies_only_at_its_true_index_and_size() {
     };
     assert!(merkle::verify(&merkle::root(&leaves), &leaves[2], &proof));
     assert!(!merkle::verify(&merkle::root(&leaves), &leaves[2], &moved));
+}
+
+/// A client holding only a block's header can check that a transaction is in the block,
+/// at its position: the header's transaction root (the proposal's, which votes sign) is
+/// the Merkle root of the transactions' hashes; each transaction's proof verifies against
+/// it, and neither vouches for another of the block's transactions nor verifies against
+/// the root of the same block with a transaction fewer or one more.
+#[test]
+fn transactions_are_provable_from_the_header_alone() {
+    assert_eq!(block(1, vec![]).header.proposal.tx_root, merkle::root(&[]));
+    let all: Vec<Transaction> = (0..9u64)
+        .map(|nonce| {
+            signed(
+                1,
+                nonce,
+                TxKind::Stake {
+                    amount: u128::from(nonce) + 1,
+                },
+            )
+        })
+        .collect();
+    for n in 1..all.len() {
+        let txs = &all[..n];
+        let header = block(7, txs.to_vec()).header;
+        assert_eq!(header.proposal, proposal(7, txs.to_vec()).header);
+        let root = header.proposal.tx_root;
+        let hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
+        assert_eq!(root, merkle::root(&hashes));
+        let fewer = proposal(7, all[..n - 1].to_vec()).header.tx_root;
+        let more = proposal(7, all[..n + 1].to_vec()).header.tx_root;
+        for (index, hash) in hashes.iter().enumerate() {
+            let proof = merkle::prove(&hashes, index).unwrap();
+            assert!(merkle::verify(&root, hash, &proof), "{index} of {n}");
+            for (other, other_hash) in hashes.iter().enumerate() {
+                if other != index {
+                    assert!(!merkle::verify(&root, other_hash, &proof));
+                }
+            }
+            assert!(!merkle::verify(&fewer, hash, &proof));
+            assert!(!merkle::verify(&more, hash, &proof));
+        }
+    }
 }

@@ -1,16 +1,25 @@
-//! Signatures: a signed transaction cannot be altered by a single bit or moved to another
-//! chain; batch verification says exactly what one-by-one verification says, even on the
-//! ZIP-215 edge cases; blocks and commit certificates are checked in full.
+//! Signatures: a signed transaction or signed consensus statement cannot be altered by a
+//! single bit, moved to another chain or passed off as another kind of statement; batch
+//! verification says exactly what one-by-one verification says, even on the ZIP-215 edge
+//! cases; proposals and certificates (of commits and of checkpoints) are checked in full.
 
 mod common;
 
-use almagill::block::{tx_root, Block, BlockError};
-use almagill::certificate::{CertificateError, CommitCertificate, Phase, VoteTarget};
+use std::fmt::Debug;
+
+use almagill::block::{tx_root, Block, BlockError, Proposal};
+use almagill::certificate::{
+    Certificate, CertificateError, CommitCertificate, Phase, Signable, Signed, VoteTarget,
+};
+use almagill::consensus::{CheckpointCertificate, CheckpointTarget, NewView, ViewChange};
 use almagill::crypto::{self, domain, Address, Hash, Signature, SignedMessage};
 use almagill::encoding;
 use almagill::tx::{Transaction, TxBody, TxFormatError, TxKind};
 use almagill::validators::{Validator, ValidatorSet};
-use common::{address, arb_signed_transaction, block, keypair, signed, CHAIN_ID};
+use bincode::Decode;
+use common::{
+    address, arb_signed_transaction, block, keypair, proposal, signed, test_prev, CHAIN_ID,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -309,21 +318,25 @@ fn items() -> Vec<Item> {
     ]
 }
 
-/// What `verify_batch` says about `items`, and what `verify` says one by one.
-fn batch_and_single(items: &[Item]) -> (Vec<bool>, Vec<bool>) {
-    let batch: Vec<SignedMessage<'_>> = items
+/// `items` as the batch `verify_batch` and `first_invalid` take.
+fn as_batch(items: &[Item]) -> Vec<SignedMessage<'_>> {
+    items
         .iter()
         .map(|i| SignedMessage {
             signer: i.signer,
             message: &i.message,
             signature: i.signature,
         })
-        .collect();
+        .collect()
+}
+
+/// What `verify_batch` says about `items`, and what `verify` says one by one.
+fn batch_and_single(items: &[Item]) -> (Vec<bool>, Vec<bool>) {
     let single = items
         .iter()
         .map(|i| crypto::verify(&i.signer, &i.message, &i.signature))
         .collect();
-    (crypto::verify_batch(&batch), single)
+    (crypto::verify_batch(&as_batch(items)), single)
 }
 
 /// Each case gets the answer ZIP-215 gives it from `verify` (small-order keys and
@@ -364,12 +377,48 @@ proptest! {
         let pool = items();
         let batch: Vec<Item> = picks.iter().map(|p| pool[p.index(pool.len())].clone()).collect();
         let (batched, one_by_one) = batch_and_single(&batch);
-        prop_assert_eq!(batched, one_by_one);
+        prop_assert_eq!(&batched, &one_by_one);
+        // `first_invalid` names the first item `verify` refuses, if any.
+        prop_assert_eq!(
+            crypto::first_invalid(&as_batch(&batch)),
+            one_by_one.iter().position(|ok| !ok)
+        );
+    }
+}
+
+/// `first_invalid` finds nothing in an empty batch or one of valid signatures, and
+/// otherwise names the first signature `verify` refuses, wherever it sits, even among
+/// later bad ones and accepted ZIP-215 edge cases.
+#[test]
+fn first_invalid_names_the_first_bad_signature() {
+    let all = items();
+    assert_eq!(crypto::first_invalid(&[]), None);
+    let accepted: Vec<Item> = all.iter().filter(|i| i.expected).cloned().collect();
+    assert_eq!(crypto::first_invalid(&as_batch(&accepted)), None);
+    let refused: Vec<Item> = all.iter().filter(|i| !i.expected).cloned().collect();
+    for bad in &refused {
+        for at in 0..=accepted.len() {
+            let mut batch = accepted.clone();
+            batch.insert(at, bad.clone());
+            assert_eq!(
+                crypto::first_invalid(&as_batch(&batch)),
+                Some(at),
+                "{} at {at}",
+                bad.what
+            );
+            batch.extend(refused.iter().cloned());
+            assert_eq!(
+                crypto::first_invalid(&as_batch(&batch)),
+                Some(at),
+                "{} at {at}",
+                bad.what
+            );
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Blocks
+// Proposals and blocks
 // ---------------------------------------------------------------------------------------
 
 /// Five valid transactions from different senders.
@@ -388,20 +437,20 @@ fn five_txs() -> Vec<Transaction> {
         .collect()
 }
 
-/// A block of valid transactions passes; so does an empty one; and exactly the limit of
+/// A proposal of valid transactions passes; so does an empty one; and exactly the limit of
 /// transactions is allowed.
 #[test]
-fn check_body_accepts_valid_blocks() {
-    assert_eq!(block(1, five_txs()).check_body(CHAIN_ID, 100), Ok(()));
-    assert_eq!(block(1, five_txs()).check_body(CHAIN_ID, 5), Ok(()));
-    assert_eq!(block(1, vec![]).check_body(CHAIN_ID, 0), Ok(()));
+fn check_body_accepts_valid_proposals() {
+    assert_eq!(proposal(1, five_txs()).check_body(CHAIN_ID, 100), Ok(()));
+    assert_eq!(proposal(1, five_txs()).check_body(CHAIN_ID, 5), Ok(()));
+    assert_eq!(proposal(1, vec![]).check_body(CHAIN_ID, 0), Ok(()));
     assert_eq!(
-        block(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 1),
+        proposal(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 1),
         Ok(())
     );
 }
 
-/// A block with a bad signature is refused, naming the first bad transaction, even when
+/// A proposal with a bad signature is refused, naming the first bad transaction, even when
 /// its transaction root covers the bad transaction.
 #[test]
 fn check_body_rejects_bad_signature() {
@@ -409,7 +458,7 @@ fn check_body_rejects_bad_signature() {
         let mut txs = five_txs();
         txs[bad].signature.0[40] ^= 1;
         assert_eq!(
-            block(1, txs.clone()).check_body(CHAIN_ID, 100),
+            proposal(1, txs.clone()).check_body(CHAIN_ID, 100),
             Err(BlockError::BadTx {
                 index: bad,
                 error: TxFormatError::InvalidSignature
@@ -417,7 +466,7 @@ fn check_body_rejects_bad_signature() {
         );
         txs[4].signature = Signature([0; 64]);
         assert_eq!(
-            block(1, txs).check_body(CHAIN_ID, 100),
+            proposal(1, txs).check_body(CHAIN_ID, 100),
             Err(BlockError::BadTx {
                 index: bad,
                 error: TxFormatError::InvalidSignature
@@ -430,7 +479,7 @@ fn check_body_rejects_bad_signature() {
         .map(|tx| tx.body.sign(&keypair(1), "elsewhere"))
         .collect();
     assert!(matches!(
-        block(1, foreign).check_body(CHAIN_ID, 100),
+        proposal(1, foreign).check_body(CHAIN_ID, 100),
         Err(BlockError::BadTx {
             index: 0,
             error: TxFormatError::InvalidSignature
@@ -438,11 +487,11 @@ fn check_body_rejects_bad_signature() {
     ));
 }
 
-/// A block whose `tx_root` does not match its transactions is refused: a wrong root, the
+/// A proposal whose `tx_root` does not match its transactions is refused: a wrong root, the
 /// transactions reordered, one dropped or one added.
 #[test]
 fn check_body_rejects_wrong_tx_root() {
-    let good = block(1, five_txs());
+    let good = proposal(1, five_txs());
     let mut wrong = good.clone();
     wrong.header.tx_root.0[0] ^= 1;
     assert_eq!(
@@ -475,39 +524,39 @@ fn check_body_rejects_wrong_tx_root() {
     );
 }
 
-/// A block carrying the same transaction twice is refused, even with a matching root.
+/// A proposal carrying the same transaction twice is refused, even with a matching root.
 #[test]
 fn check_body_rejects_duplicate_tx() {
     let mut txs = five_txs();
     txs.push(txs[2].clone());
     let dup = txs[2].hash();
     assert_eq!(
-        block(1, txs).check_body(CHAIN_ID, 100),
+        proposal(1, txs).check_body(CHAIN_ID, 100),
         Err(BlockError::DuplicateTx(dup))
     );
 }
 
-/// A block with more transactions than the limit is refused.
+/// A proposal with more transactions than the limit is refused.
 #[test]
 fn check_body_rejects_too_many_txs() {
     assert_eq!(
-        block(1, five_txs()).check_body(CHAIN_ID, 4),
+        proposal(1, five_txs()).check_body(CHAIN_ID, 4),
         Err(BlockError::TooManyTxs { count: 5, max: 4 })
     );
     assert_eq!(
-        block(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 0),
+        proposal(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 0),
         Err(BlockError::TooManyTxs { count: 1, max: 0 })
     );
 }
 
-/// Transactions that fail the stateless format checks make the block invalid, even when
+/// Transactions that fail the stateless format checks make the proposal invalid, even when
 /// properly signed.
 #[test]
 fn check_body_rejects_malformed_txs() {
     let mut txs = five_txs();
     txs[1] = signed(2, 0, TxKind::Stake { amount: 0 });
     assert_eq!(
-        block(1, txs).check_body(CHAIN_ID, 100),
+        proposal(1, txs).check_body(CHAIN_ID, 100),
         Err(BlockError::BadTx {
             index: 1,
             error: TxFormatError::ZeroAmount
@@ -523,7 +572,7 @@ fn check_body_rejects_malformed_txs() {
         },
     );
     assert_eq!(
-        block(1, txs).check_body(CHAIN_ID, 100),
+        proposal(1, txs).check_body(CHAIN_ID, 100),
         Err(BlockError::BadTx {
             index: 3,
             error: TxFormatError::SelfTransfer
@@ -534,7 +583,7 @@ fn check_body_rejects_malformed_txs() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// A block of random valid transactions passes; corrupting one byte of any one
+    /// A proposal of random valid transactions passes; corrupting one byte of any one
     /// transaction's signature is caught at exactly that transaction.
     #[test]
     fn check_body_finds_the_bad_signature(
@@ -547,23 +596,61 @@ proptest! {
         // Keep the transactions distinct (the generator may repeat one).
         txs.sort_by_key(Transaction::hash);
         txs.dedup_by_key(|tx| tx.hash());
-        prop_assert_eq!(block(1, txs.clone()).check_body(CHAIN_ID, 100), Ok(()));
+        prop_assert_eq!(proposal(1, txs.clone()).check_body(CHAIN_ID, 100), Ok(()));
         let bad = pick.index(txs.len());
         txs[bad].signature.0[byte] ^= mask;
         prop_assert_eq!(
-            block(1, txs).check_body(CHAIN_ID, 100),
+            proposal(1, txs).check_body(CHAIN_ID, 100),
             Err(BlockError::BadTx { index: bad, error: TxFormatError::InvalidSignature })
         );
     }
 }
 
+/// A proposal's transaction root is the Merkle root of its transactions' hashes, and its
+/// digest (what votes sign) commits to every header field, so to exactly those
+/// transactions; a block made of it keeps the header and the transactions, and its hash
+/// commits to the parent as well.
+#[test]
+fn proposal_digest_and_block_hash_commit_to_everything() {
+    let p: Proposal = proposal(3, five_txs());
+    assert_eq!(p.header.tx_root, tx_root(&p.txs));
+    assert_eq!(p.digest(), p.header.digest());
+    let mut other = p.clone();
+    other.txs.pop();
+    other.header.tx_root = tx_root(&other.txs);
+    assert_ne!(other.digest(), p.digest());
+    for field in 0..5 {
+        let mut changed = p.header.clone();
+        match field {
+            0 => changed.height += 1,
+            1 => changed.view += 1,
+            2 => changed.timestamp_ms += 1,
+            3 => changed.proposer = address(2),
+            _ => changed.tx_root.0[31] ^= 1,
+        }
+        assert_ne!(changed.digest(), p.digest(), "field {field}");
+    }
+
+    let b: Block = block(3, five_txs());
+    assert_eq!(b.height(), 3);
+    assert_eq!(b.header.prev, test_prev(3));
+    assert_eq!(b.header.proposal, p.header);
+    assert_eq!(b.txs, p.txs);
+    assert_eq!(b.hash(), b.header.hash());
+    assert_eq!(Block::new(p.clone(), test_prev(3)), b);
+    // Blocks and proposals are hashed under different domains.
+    assert_ne!(b.hash(), p.digest());
+    assert_ne!(Block::new(p.clone(), test_prev(4)).hash(), b.hash());
+    assert_ne!(Block::new(other, test_prev(3)).hash(), b.hash());
+}
+
 // ---------------------------------------------------------------------------------------
-// Commit certificates
+// Certificates
 // ---------------------------------------------------------------------------------------
 
-/// The block the certificates below commit.
-fn committed_block() -> Hash {
-    Hash::digest(b"test-block", &[b"certified"])
+/// The proposal the certificates below commit.
+fn committed_digest() -> Hash {
+    proposal(5, five_txs()).digest()
 }
 
 /// A validator set of test keys with the given `(seed, stake)`.
@@ -580,21 +667,35 @@ fn validator_set(members: &[(u8, u128)]) -> ValidatorSet {
     .expect("a non-empty set")
 }
 
-/// A certificate for [`committed_block`] at height 5, view 2, signed by `signers`, with
-/// the votes in canonical (address) order.
-fn certificate(signers: &[u8]) -> CommitCertificate {
-    let mut cert = CommitCertificate {
+/// `seed`'s signature on `payload` for `chain_id`.
+fn signature_on<T: Signable>(payload: T, seed: u8, chain_id: &str) -> Signature {
+    Signed::sign(payload, &keypair(seed), chain_id).signature
+}
+
+/// The commit vote the certificates below carry: [`committed_digest`] at height 5, view 2.
+fn commit_target() -> VoteTarget {
+    VoteTarget {
+        phase: Phase::Commit,
         height: 5,
         view: 2,
-        block: committed_block(),
-        votes: vec![],
-    };
-    let target = cert.target();
-    cert.votes = signers
+        digest: committed_digest(),
+    }
+}
+
+/// A certificate on `payload` signed by `signers`, through `Certificate::new` (so the votes
+/// are in canonical order).
+fn certificate_on<T: Signable + Clone>(payload: T, signers: &[u8]) -> Certificate<T> {
+    let votes: Vec<(Address, Signature)> = signers
         .iter()
-        .map(|&seed| (address(seed), target.sign(&keypair(seed), CHAIN_ID)))
+        .map(|&seed| (address(seed), signature_on(payload.clone(), seed, CHAIN_ID)))
         .collect();
-    cert.votes.sort_by_key(|(a, _)| *a);
+    Certificate::new(payload, votes)
+}
+
+/// A commit certificate for [`commit_target`] signed by `signers`.
+fn certificate(signers: &[u8]) -> CommitCertificate {
+    let cert = certificate_on(commit_target(), signers);
+    assert!(cert.votes.windows(2).all(|w| w[0].0 < w[1].0));
     cert
 }
 
@@ -605,6 +706,32 @@ fn certificate_with_quorum_verifies() {
     assert_eq!(certificate(&[1, 2, 3]).verify(CHAIN_ID, &equal), Ok(()));
     let single = validator_set(&[(1, 7)]);
     assert_eq!(certificate(&[1]).verify(CHAIN_ID, &single), Ok(()));
+}
+
+/// `Certificate::new` puts votes in address order and keeps one per signer, whatever order
+/// and repeats it is given; the result verifies and names its signers in order.
+#[test]
+fn certificate_new_is_canonical() {
+    let set = validator_set(&[(1, 1), (2, 1), (3, 1), (4, 1)]);
+    let target = commit_target();
+    let vote = |seed| (address(seed), signature_on(target, seed, CHAIN_ID));
+    let given = vec![
+        vote(4),
+        vote(2),
+        vote(4),
+        vote(1),
+        vote(3),
+        vote(2),
+        vote(1),
+    ];
+    let cert = Certificate::new(target, given);
+    let mut expected: Vec<Address> = (1..=4).map(address).collect();
+    expected.sort();
+    assert_eq!(cert.signers().copied().collect::<Vec<_>>(), expected);
+    assert_eq!(cert.votes.len(), 4);
+    assert_eq!(cert.verify(CHAIN_ID, &set), Ok(()));
+    assert_eq!(cert, certificate(&[1, 2, 3, 4]));
+    assert_eq!(Certificate::new(target, vec![]).votes, vec![]);
 }
 
 /// Exactly two thirds of stake is not a quorum; two thirds plus one unit is.
@@ -679,28 +806,41 @@ fn certificate_rejects_non_members() {
 }
 
 /// A vote whose signature does not verify is refused, naming the signer: a tampered
-/// signature, a vote for another block or view, a prepare vote, or one for another chain.
+/// signature, a vote for another proposal or view, a prepare vote, one for another chain,
+/// another validator's, or the same bytes signed as another kind of statement.
 #[test]
 fn certificate_rejects_bad_signatures() {
     let set = validator_set(&[(1, 1), (2, 1), (3, 1)]);
     let cert = certificate(&[1, 2, 3]);
     let victim = cert.votes[1].0;
     let seed = (1..=3).find(|&s| address(s) == victim).unwrap();
-    let base = cert.target();
+    let base = cert.payload;
+    let key = keypair(seed);
+    let bytes = encoding::encode(&base);
     let wrong_votes = [
-        VoteTarget {
-            block: Hash::default(),
-            ..base
-        }
-        .sign(&keypair(seed), CHAIN_ID),
-        VoteTarget { view: 3, ..base }.sign(&keypair(seed), CHAIN_ID),
-        VoteTarget {
-            phase: Phase::Prepare,
-            ..base
-        }
-        .sign(&keypair(seed), CHAIN_ID),
-        base.sign(&keypair(seed), "elsewhere"),
-        base.sign(&keypair(seed % 3 + 1), CHAIN_ID),
+        signature_on(
+            VoteTarget {
+                digest: Hash::default(),
+                ..base
+            },
+            seed,
+            CHAIN_ID,
+        ),
+        signature_on(VoteTarget { view: 3, ..base }, seed, CHAIN_ID),
+        signature_on(
+            VoteTarget {
+                phase: Phase::Prepare,
+                ..base
+            },
+            seed,
+            CHAIN_ID,
+        ),
+        signature_on(base, seed, "elsewhere"),
+        signature_on(base, seed % 3 + 1, CHAIN_ID),
+        key.sign(CheckpointTarget::DOMAIN, CHAIN_ID, &bytes),
+        key.sign(ViewChange::DOMAIN, CHAIN_ID, &bytes),
+        key.sign(NewView::DOMAIN, CHAIN_ID, &bytes),
+        key.sign(domain::TX_SIGN, CHAIN_ID, &bytes),
         {
             let mut s = cert.votes[1].1;
             s.0[63] ^= 0x40;
@@ -720,13 +860,14 @@ fn certificate_rejects_bad_signatures() {
         cert.verify("elsewhere", &set),
         Err(CertificateError::BadSignature(cert.votes[0].0))
     );
-    // A valid certificate's block, height or view cannot be changed.
-    for change in [0, 1, 2] {
+    // A valid certificate's proposal, height, view or phase cannot be changed.
+    for change in 0..4 {
         let mut moved = cert.clone();
         match change {
-            0 => moved.block.0[0] ^= 1,
-            1 => moved.height += 1,
-            _ => moved.view += 1,
+            0 => moved.payload.digest.0[0] ^= 1,
+            1 => moved.payload.height += 1,
+            2 => moved.payload.view += 1,
+            _ => moved.payload.phase = Phase::Prepare,
         }
         assert!(matches!(
             moved.verify(CHAIN_ID, &set),
@@ -735,14 +876,307 @@ fn certificate_rejects_bad_signatures() {
     }
 }
 
-/// A certificate's transaction root helper and the block's own `tx_root` agree, so a
-/// certificate for `block.hash()` commits to exactly those transactions.
+/// A checkpoint at height 20 with a state root of its own.
+fn checkpoint_target() -> CheckpointTarget {
+    CheckpointTarget {
+        height: 20,
+        state_root: Hash::digest(b"test-state", &[b"twenty"]),
+    }
+}
+
+/// Checkpoint certificates follow the same rules: a quorum of members' valid signatures
+/// verifies; two thirds, an outsider, non-canonical order, a tampered or foreign
+/// signature, or a moved height or state root do not; nor do vote signatures (or any
+/// other kind of statement's) over the checkpoint's very bytes.
 #[test]
-fn block_hash_commits_to_transactions() {
-    let b: Block = block(3, five_txs());
-    assert_eq!(b.header.tx_root, tx_root(&b.txs));
-    let mut other = b.clone();
-    other.txs.pop();
-    other.header.tx_root = tx_root(&other.txs);
-    assert_ne!(other.hash(), b.hash());
+fn checkpoint_certificates_are_checked_in_full() {
+    let set = validator_set(&[(1, 1), (2, 1), (3, 1)]);
+    let target = checkpoint_target();
+    let cert: CheckpointCertificate = certificate_on(target, &[3, 1, 2]);
+    assert_eq!(cert.verify(CHAIN_ID, &set), Ok(()));
+    assert_eq!(
+        certificate_on(target, &[1, 3]).verify(CHAIN_ID, &set),
+        Err(CertificateError::NoQuorum)
+    );
+    assert_eq!(
+        certificate_on(target, &[1, 2, 3, 7]).verify(CHAIN_ID, &set),
+        Err(CertificateError::NotValidator(address(7)))
+    );
+    let mut reversed = cert.clone();
+    reversed.votes.reverse();
+    assert_eq!(
+        reversed.verify(CHAIN_ID, &set),
+        Err(CertificateError::NotCanonical)
+    );
+    assert_eq!(
+        cert.verify("elsewhere", &set),
+        Err(CertificateError::BadSignature(cert.votes[0].0))
+    );
+    let bytes = encoding::encode(&target);
+    for (i, (signer, _)) in cert.votes.iter().enumerate() {
+        let seed = (1..=3).find(|&s| address(s) == *signer).unwrap();
+        let key = keypair(seed);
+        for signature in [
+            key.sign(VoteTarget::DOMAIN, CHAIN_ID, &bytes),
+            key.sign(ViewChange::DOMAIN, CHAIN_ID, &bytes),
+            key.sign(NewView::DOMAIN, CHAIN_ID, &bytes),
+            key.sign(domain::TX_SIGN, CHAIN_ID, &bytes),
+            signature_on(target, seed, "elsewhere"),
+            signature_on(
+                CheckpointTarget {
+                    height: 30,
+                    ..target
+                },
+                seed,
+                CHAIN_ID,
+            ),
+        ] {
+            let mut bad = cert.clone();
+            bad.votes[i].1 = signature;
+            assert_eq!(
+                bad.verify(CHAIN_ID, &set),
+                Err(CertificateError::BadSignature(*signer))
+            );
+        }
+    }
+    for change in 0..2 {
+        let mut moved = cert.clone();
+        match change {
+            0 => moved.payload.height += 1,
+            _ => moved.payload.state_root.0[7] ^= 1,
+        }
+        assert!(matches!(
+            moved.verify(CHAIN_ID, &set),
+            Err(CertificateError::BadSignature(_))
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signed statements
+// ---------------------------------------------------------------------------------------
+
+/// A vote of each phase, with edge-case fields.
+fn sample_vote_targets() -> Vec<VoteTarget> {
+    vec![
+        commit_target(),
+        VoteTarget {
+            phase: Phase::Prepare,
+            height: 1,
+            view: 1,
+            digest: Hash::default(),
+        },
+        VoteTarget {
+            phase: Phase::Commit,
+            height: u64::MAX,
+            view: u64::MAX,
+            digest: Hash([0xff; 32]),
+        },
+    ]
+}
+
+/// A view change to round 4 carrying a checkpoint certificate and a prepared certificate.
+fn sample_view_change() -> ViewChange {
+    ViewChange {
+        round: 4,
+        checkpoint: certificate_on(checkpoint_target(), &[1, 2, 3]),
+        prepared: vec![certificate_on(
+            VoteTarget {
+                phase: Phase::Prepare,
+                height: 21,
+                view: 24,
+                digest: proposal(21, vec![]).digest(),
+            },
+            &[1, 2, 3],
+        )],
+    }
+}
+
+/// A new view for round 4 on a signed view change, re-proposing height 21.
+fn sample_new_view() -> NewView {
+    NewView {
+        round: 4,
+        view_changes: vec![Signed::sign(sample_view_change(), &keypair(2), CHAIN_ID)],
+        proposals: vec![(21, proposal(21, vec![]).digest())],
+    }
+}
+
+/// `payload` signed by `seed` verifies on [`CHAIN_ID`] only: not on chain ids one
+/// character away, not on the empty one, and a signature made for one of those does not
+/// verify here. It is bound to its signer too: another validator named as the signer, or a
+/// signer that is no key at all, does not verify.
+fn assert_bound_to_chain_and_signer<T: Signable + Clone + Debug>(payload: T, seed: u8) {
+    let good = Signed::sign(payload.clone(), &keypair(seed), CHAIN_ID);
+    assert_eq!(good.signer, address(seed));
+    assert!(good.verify(CHAIN_ID), "{good:?}");
+    for other in [
+        "almagill-test2",
+        "almagill-tes",
+        "Almagill-test",
+        "",
+        "almagill",
+    ] {
+        assert!(!good.verify(other), "{other}");
+        let foreign = Signed::sign(payload.clone(), &keypair(seed), other);
+        assert!(foreign.verify(other));
+        assert!(!foreign.verify(CHAIN_ID), "{other}");
+    }
+    for signer in [address(seed % 4 + 1), Address([0xff; 32]), Address([0; 32])] {
+        let moved = Signed {
+            signer,
+            ..good.clone()
+        };
+        assert!(!moved.verify(CHAIN_ID), "{signer:?}");
+    }
+}
+
+/// Every kind of signed statement (votes of both phases, checkpoints, view changes, new
+/// views) verifies only for its chain and its signer.
+#[test]
+fn signed_statements_are_bound_to_chain_and_signer() {
+    for target in sample_vote_targets() {
+        assert_bound_to_chain_and_signer(target, 1);
+    }
+    assert_bound_to_chain_and_signer(checkpoint_target(), 2);
+    assert_bound_to_chain_and_signer(sample_view_change(), 3);
+    assert_bound_to_chain_and_signer(sample_new_view(), 4);
+}
+
+/// `T`'s domain signature, by `seed`, over `bytes` on [`CHAIN_ID`].
+fn sign_as<T: Signable>(seed: u8, bytes: &[u8]) -> Signature {
+    keypair(seed).sign(T::DOMAIN, CHAIN_ID, bytes)
+}
+
+/// A statement `payload` carrying a signature made by `seed` over its exact canonical
+/// bytes, but under `domain`.
+fn signed_under<T: Signable + Clone>(payload: &T, seed: u8, domain: &[u8]) -> Signed<T> {
+    Signed {
+        payload: payload.clone(),
+        signer: address(seed),
+        signature: keypair(seed).sign(domain, CHAIN_ID, &encoding::encode(payload)),
+    }
+}
+
+/// Domain separation: each kind of statement has its own domain tag, so a signature made
+/// as one kind never verifies as another over the same bytes. A vote's signature over a
+/// checkpoint's, view change's or new view's exact bytes does not make that statement
+/// signed, and neither does a transaction signature; each of them signed as itself over a
+/// vote's bytes does not make a signed vote; the vote's own signature moved onto a
+/// checkpoint of the same height and digest fails too.
+#[test]
+fn signatures_are_bound_to_their_kind_of_statement() {
+    let domains = [
+        VoteTarget::DOMAIN,
+        CheckpointTarget::DOMAIN,
+        ViewChange::DOMAIN,
+        NewView::DOMAIN,
+        domain::TX_SIGN,
+    ];
+    // Distinct, and none a prefix of another (each ends in NUL).
+    for (i, a) in domains.iter().enumerate() {
+        assert_eq!(a.last(), Some(&0), "{a:?}");
+        for b in &domains[i + 1..] {
+            assert!(!a.starts_with(b) && !b.starts_with(a), "{a:?} {b:?}");
+        }
+    }
+    let vote_target = commit_target();
+    let checkpoint = checkpoint_target();
+    let view_change = sample_view_change();
+    let new_view = sample_new_view();
+    // Each statement signed over its exact bytes under each domain: only its own verifies.
+    for (i, &domain) in domains.iter().enumerate() {
+        assert_eq!(
+            signed_under(&vote_target, 1, domain).verify(CHAIN_ID),
+            i == 0
+        );
+        assert_eq!(
+            signed_under(&checkpoint, 1, domain).verify(CHAIN_ID),
+            i == 1
+        );
+        assert_eq!(
+            signed_under(&view_change, 1, domain).verify(CHAIN_ID),
+            i == 2
+        );
+        assert_eq!(signed_under(&new_view, 1, domain).verify(CHAIN_ID), i == 3);
+    }
+    // The same bytes signed as each kind give different messages and signatures.
+    let bytes = encoding::encode(&view_change);
+    let messages = [
+        crypto::signing_message(VoteTarget::DOMAIN, CHAIN_ID, &bytes),
+        crypto::signing_message(CheckpointTarget::DOMAIN, CHAIN_ID, &bytes),
+        view_change.signing_message(CHAIN_ID),
+        crypto::signing_message(NewView::DOMAIN, CHAIN_ID, &bytes),
+    ];
+    for (i, a) in messages.iter().enumerate() {
+        for b in &messages[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    assert_ne!(
+        sign_as::<VoteTarget>(1, &bytes),
+        sign_as::<ViewChange>(1, &bytes)
+    );
+    // A real vote's signature, moved onto a checkpoint naming the same height and digest.
+    let vote = Signed::sign(vote_target, &keypair(1), CHAIN_ID);
+    let moved = Signed {
+        payload: CheckpointTarget {
+            height: vote_target.height,
+            state_root: vote_target.digest,
+        },
+        signer: vote.signer,
+        signature: vote.signature,
+    };
+    assert!(vote.verify(CHAIN_ID));
+    assert!(!moved.verify(CHAIN_ID));
+}
+
+/// Flips every bit of a signed statement's encoding in turn: each result is undecodable, or
+/// a different statement that does not verify.
+fn assert_every_bit_flip_invalidates_statement<T>(signed: &Signed<T>) -> Result<(), TestCaseError>
+where
+    T: Signable + Decode<()> + PartialEq + Debug,
+{
+    prop_assert!(signed.verify(CHAIN_ID));
+    let bytes = encoding::encode(signed);
+    for bit in 0..bytes.len() * 8 {
+        let mut flipped = bytes.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        if let Ok(altered) = encoding::decode::<Signed<T>>(&flipped) {
+            prop_assert_ne!(&altered, signed, "bit {}", bit);
+            prop_assert!(!altered.verify(CHAIN_ID), "bit {} still verifies", bit);
+        }
+    }
+    Ok(())
+}
+
+/// Flipping any single bit anywhere in a signed vote (phase tag, height, view, digest,
+/// signer or signature) leaves it undecodable or invalid, for votes of both phases and
+/// extreme fields; the same holds for a signed checkpoint, view change and new view,
+/// whose bits include those of the certificates inside them.
+#[test]
+fn any_bit_flip_invalidates_a_signed_statement() {
+    for (seed, target) in (1..).zip(sample_vote_targets()) {
+        let vote = Signed::sign(target, &keypair(seed), CHAIN_ID);
+        assert_every_bit_flip_invalidates_statement(&vote).unwrap();
+    }
+    let checkpoint = Signed::sign(checkpoint_target(), &keypair(2), CHAIN_ID);
+    assert_every_bit_flip_invalidates_statement(&checkpoint).unwrap();
+    let view_change = Signed::sign(sample_view_change(), &keypair(3), CHAIN_ID);
+    assert_every_bit_flip_invalidates_statement(&view_change).unwrap();
+    let new_view = Signed::sign(sample_new_view(), &keypair(4), CHAIN_ID);
+    assert_every_bit_flip_invalidates_statement(&new_view).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// The same, for random votes signed by one of a few keys.
+    #[test]
+    fn any_bit_flip_invalidates_random_signed_votes(
+        target in common::arb_vote_target(),
+        seed in 1u8..=8,
+    ) {
+        let vote = Signed::sign(target, &keypair(seed), CHAIN_ID);
+        assert_every_bit_flip_invalidates_statement(&vote)?;
+    }
 }

@@ -4,11 +4,15 @@
 //! Each test file uses only some of these, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+use std::fmt::Debug;
 use std::sync::OnceLock;
 
 use almagill::amount::Amount;
-use almagill::block::{tx_root, Block, BlockHeader};
-use almagill::certificate::{CommitCertificate, Phase, VoteTarget};
+use almagill::block::{Block, BlockHeader, Proposal, ProposalHeader};
+use almagill::certificate::{Certificate, CommitCertificate, Phase, Signed, VoteTarget};
+use almagill::consensus::{
+    CheckpointCertificate, CheckpointTarget, Message, NewView, Record, ViewChange,
+};
 use almagill::crypto::{Address, Hash, Keypair, Signature};
 use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
 use almagill::ledger::{Account, TxError};
@@ -23,8 +27,10 @@ pub const CHAIN_ID: &str = "almagill-test";
 /// The minimum stake of the test genesis built by [`genesis`].
 pub const MIN_STAKE: Amount = 1_000;
 
-/// Blocks per epoch in the test genesis (the smallest the default window allows).
-pub const EPOCH_LENGTH: u64 = 4;
+/// Blocks per epoch in the test genesis: the default checkpoint interval, the shortest
+/// epoch the default consensus parameters allow (an epoch is a whole number of
+/// checkpoint intervals).
+pub const EPOCH_LENGTH: u64 = 10;
 
 /// The key whose secret seed is 32 copies of `seed`. Keys are derived once and cached,
 /// since deriving one costs a scalar multiplication.
@@ -79,19 +85,20 @@ pub fn signed(seed: u8, nonce: u64, kind: TxKind) -> Transaction {
     .sign(&keypair(seed), CHAIN_ID)
 }
 
-/// A block at `height` over `txs` with the right transaction root.
+/// The proposal at `height` over `txs` (view `height`: round 0), proposed by
+/// [`address`]`(1)`, with the right transaction root.
+pub fn proposal(height: u64, txs: Vec<Transaction>) -> Proposal {
+    Proposal::new(height, height, 1_700_000_000_000 + height, address(1), txs)
+}
+
+/// The parent hash [`block`] puts under height `height`.
+pub fn test_prev(height: u64) -> Hash {
+    Hash::digest(b"test-prev", &[&height.to_le_bytes()])
+}
+
+/// [`proposal`]`(height, txs)` committed on top of [`test_prev`]`(height)`.
 pub fn block(height: u64, txs: Vec<Transaction>) -> Block {
-    Block {
-        header: BlockHeader {
-            height,
-            view: 0,
-            prev: Hash::digest(b"test-prev", &[&height.to_le_bytes()]),
-            timestamp_ms: 1_700_000_000_000 + height,
-            proposer: address(1),
-            tx_root: tx_root(&txs),
-        },
-        txs,
-    }
+    Block::new(proposal(height, txs), test_prev(height))
 }
 
 /// 64 arbitrary bytes.
@@ -174,21 +181,19 @@ pub fn arb_signed_transaction() -> impl Strategy<Value = Transaction> {
     })
 }
 
-/// Any block header.
-pub fn arb_block_header() -> impl Strategy<Value = BlockHeader> {
+/// Any proposal header.
+pub fn arb_proposal_header() -> impl Strategy<Value = ProposalHeader> {
     (
         any::<u64>(),
         any::<u64>(),
-        arb_hash(),
         any::<u64>(),
         arb_address(),
         arb_hash(),
     )
         .prop_map(
-            |(height, view, prev, timestamp_ms, proposer, tx_root)| BlockHeader {
+            |(height, view, timestamp_ms, proposer, tx_root)| ProposalHeader {
                 height,
                 view,
-                prev,
                 timestamp_ms,
                 proposer,
                 tx_root,
@@ -196,42 +201,140 @@ pub fn arb_block_header() -> impl Strategy<Value = BlockHeader> {
         )
 }
 
-/// Any block of up to four transactions (its header need not match them).
+/// Any proposal of up to three transactions (its header need not match them).
+pub fn arb_proposal() -> impl Strategy<Value = Proposal> {
+    (arb_proposal_header(), vec(arb_transaction(), 0..4))
+        .prop_map(|(header, txs)| Proposal { header, txs })
+}
+
+/// Any block header.
+pub fn arb_block_header() -> impl Strategy<Value = BlockHeader> {
+    (arb_hash(), arb_proposal_header()).prop_map(|(prev, proposal)| BlockHeader { prev, proposal })
+}
+
+/// Any block of up to three transactions (its header need not match them).
 pub fn arb_block() -> impl Strategy<Value = Block> {
     (arb_block_header(), vec(arb_transaction(), 0..4))
         .prop_map(|(header, txs)| Block { header, txs })
 }
 
+/// Either phase.
+pub fn arb_phase() -> impl Strategy<Value = Phase> {
+    prop_oneof![Just(Phase::Prepare), Just(Phase::Commit)]
+}
+
 /// Any vote target.
 pub fn arb_vote_target() -> impl Strategy<Value = VoteTarget> {
-    (
-        prop_oneof![Just(Phase::Prepare), Just(Phase::Commit)],
-        any::<u64>(),
-        any::<u64>(),
-        arb_hash(),
-    )
-        .prop_map(|(phase, height, view, block)| VoteTarget {
+    (arb_phase(), any::<u64>(), any::<u64>(), arb_hash()).prop_map(
+        |(phase, height, view, digest)| VoteTarget {
             phase,
             height,
             view,
-            block,
+            digest,
+        },
+    )
+}
+
+/// Any checkpoint target.
+pub fn arb_checkpoint_target() -> impl Strategy<Value = CheckpointTarget> {
+    (any::<u64>(), arb_hash())
+        .prop_map(|(height, state_root)| CheckpointTarget { height, state_root })
+}
+
+/// Any statement of `payload`'s kind with any signer and signature bytes (most do not
+/// verify).
+pub fn arb_signed<T: Debug>(payload: impl Strategy<Value = T>) -> impl Strategy<Value = Signed<T>> {
+    (payload, arb_address(), arb_signature()).prop_map(|(payload, signer, signature)| Signed {
+        payload,
+        signer,
+        signature,
+    })
+}
+
+/// Any certificate on `payload`'s kind of statement with up to three votes (not
+/// necessarily canonical or valid).
+pub fn arb_certificate<T: Debug>(
+    payload: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Certificate<T>> {
+    (payload, vec((arb_address(), arb_signature()), 0..4))
+        .prop_map(|(payload, votes)| Certificate { payload, votes })
+}
+
+/// Any commit (or prepared) certificate of up to three votes.
+pub fn arb_commit_certificate() -> impl Strategy<Value = CommitCertificate> {
+    arb_certificate(arb_vote_target())
+}
+
+/// Any checkpoint certificate of up to three votes.
+pub fn arb_checkpoint_certificate() -> impl Strategy<Value = CheckpointCertificate> {
+    arb_certificate(arb_checkpoint_target())
+}
+
+/// Any view change, with up to two prepared certificates.
+pub fn arb_view_change() -> impl Strategy<Value = ViewChange> {
+    (
+        any::<u64>(),
+        arb_checkpoint_certificate(),
+        vec(arb_commit_certificate(), 0..3),
+    )
+        .prop_map(|(round, checkpoint, prepared)| ViewChange {
+            round,
+            checkpoint,
+            prepared,
         })
 }
 
-/// Any commit certificate of up to four votes (not necessarily canonical or valid).
-pub fn arb_commit_certificate() -> impl Strategy<Value = CommitCertificate> {
+/// Any new view, on up to two signed view changes, re-proposing up to three heights.
+pub fn arb_new_view() -> impl Strategy<Value = NewView> {
     (
         any::<u64>(),
-        any::<u64>(),
-        arb_hash(),
-        vec((arb_address(), arb_signature()), 0..4),
+        vec(arb_signed(arb_view_change()), 0..3),
+        vec((any::<u64>(), arb_hash()), 0..4),
     )
-        .prop_map(|(height, view, block, votes)| CommitCertificate {
-            height,
-            view,
-            block,
-            votes,
+        .prop_map(|(round, view_changes, proposals)| NewView {
+            round,
+            view_changes,
+            proposals,
         })
+}
+
+/// Any consensus message, of every variant.
+pub fn arb_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (arb_proposal(), arb_signed(arb_vote_target()))
+            .prop_map(|(proposal, vote)| Message::PrePrepare { proposal, vote }),
+        arb_signed(arb_vote_target()).prop_map(Message::Vote),
+        arb_signed(arb_checkpoint_target()).prop_map(Message::Checkpoint),
+        arb_checkpoint_certificate().prop_map(Message::CheckpointProof),
+        (arb_signed(arb_view_change()), vec(arb_proposal(), 0..3)).prop_map(
+            |(view_change, bodies)| Message::ViewChange {
+                view_change,
+                bodies
+            }
+        ),
+        (arb_signed(arb_new_view()), vec(arb_proposal(), 0..3))
+            .prop_map(|(new_view, bodies)| Message::NewView { new_view, bodies }),
+        any::<u64>().prop_map(|round| Message::FetchNewView { round }),
+    ]
+}
+
+/// Any consensus record, of every variant.
+pub fn arb_record() -> impl Strategy<Value = Record> {
+    prop_oneof![
+        arb_signed(arb_vote_target()).prop_map(Record::Prepared),
+        (
+            arb_signed(arb_vote_target()),
+            arb_commit_certificate(),
+            arb_proposal()
+        )
+            .prop_map(|(vote, certificate, proposal)| Record::Committed {
+                vote,
+                certificate,
+                proposal
+            }),
+        any::<u64>().prop_map(|round| Record::ViewChange { round }),
+        arb_checkpoint_certificate().prop_map(Record::Stable),
+    ]
 }
 
 /// Any Merkle proof of up to eight path elements.
@@ -268,12 +371,14 @@ pub fn arb_tx_error() -> impl Strategy<Value = TxError> {
 /// A valid genesis document: random chain id, timing, accounts and stakes, with at least
 /// one validator and distinct names and addresses.
 pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
+    // The checkpoint interval is often small (so the window and the epoch's multiple
+    // reach their limits) and sometimes anything TOML can write.
     let params = (
         1u64..=i64::MAX as u64,
         any::<u64>().prop_map(|b| b % 100_000),
         1u32..=almagill::genesis::MAX_BLOCK_TXS,
-        1u64..=64,
-        1u64..=i64::MAX as u64,
+        any::<u64>(),
+        prop_oneof![1u64..=40, 1u64..=i64::MAX as u64],
     );
     let accounts = vec(
         (
@@ -289,14 +394,19 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
         "[a-zA-Z0-9._-]{1,64}",
         0u64..=i64::MAX as u64,
         1u128..=u128::MAX / 64,
-        0u64..=1_000,
+        prop_oneof![Just(0u64), 0u64..=1_000, any::<u64>()],
         params,
         accounts,
     )
         .prop_map(
-            |(chain_id, genesis_time_ms, min_stake, extra_epoch, params, accounts)| {
+            |(chain_id, genesis_time_ms, min_stake, extra_intervals, params, accounts)| {
                 let (view_timeout_ms, block_interval_ms, max_block_txs, window, checkpoint) =
                     params;
+                // The window is 1 to twice the checkpoint interval (capped at 64); the
+                // epoch is a whole number of intervals that TOML can still write.
+                let window = 1 + window % (2 * checkpoint).min(64);
+                let most_intervals = i64::MAX as u64 / checkpoint;
+                let epoch_length = checkpoint * (1 + extra_intervals % most_intervals);
                 let mut seen_names = std::collections::BTreeSet::new();
                 let mut seen_addresses = std::collections::BTreeSet::new();
                 let mut genesis_accounts: Vec<GenesisAccount> = accounts
@@ -319,7 +429,7 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
                     chain_id,
                     genesis_time_ms,
                     min_stake,
-                    epoch_length: window + extra_epoch,
+                    epoch_length,
                     consensus: ConsensusParams {
                         view_timeout_ms,
                         block_interval_ms,
