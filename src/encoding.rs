@@ -10,7 +10,8 @@ use bincode::{Decode, Encode};
 use thiserror::Error;
 
 /// The largest encoded value any decoder accepts, and so the most a decode can allocate.
-/// It is sized for the largest real message: a full block.
+/// It is sized for the largest real message: a view change or new view carrying every block
+/// between the watermarks, which genesis bounds (`genesis::MAX_TXS_IN_WINDOW`).
 pub const MAX_ENCODED_BYTES: usize = 8 * 1024 * 1024;
 
 type Config = Configuration<LittleEndian, Fixint, Limit<MAX_ENCODED_BYTES>>;

@@ -21,6 +21,11 @@ pub const MAX_SUPPLY: Amount = u128::MAX / 4;
 /// below the decoder's size limit.
 pub const MAX_BLOCK_TXS: u32 = 10_000;
 
+/// The most transactions the blocks between the watermarks may hold together. A view change
+/// carries all of them, so this keeps it (about 160 bytes a transaction) well inside the
+/// decoder's 8 MiB limit.
+pub const MAX_TXS_IN_WINDOW: u64 = 40_000;
+
 /// An account that exists from the start.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct GenesisAccount {
@@ -216,7 +221,7 @@ impl Genesis {
                 self.epoch_length, c.checkpoint_interval
             )));
         }
-        if c.window > 2 * c.checkpoint_interval {
+        if c.window > c.checkpoint_interval.saturating_mul(2) {
             return Err(invalid(format!(
                 "consensus.window {} must be at most twice consensus.checkpoint_interval {}: blocks in flight stay between the watermarks",
                 c.window, c.checkpoint_interval
@@ -226,6 +231,11 @@ impl Genesis {
             return Err(invalid(
                 "consensus.view_timeout_ms must be above zero".into(),
             ));
+        }
+        if c.checkpoint_interval.saturating_mul(2).saturating_mul(u64::from(c.max_block_txs)) > MAX_TXS_IN_WINDOW {
+            return Err(invalid(format!(
+                "2 * consensus.checkpoint_interval * consensus.max_block_txs must be at most {MAX_TXS_IN_WINDOW}: a view change carries every block between the watermarks, and must fit in one message"
+            )));
         }
         if c.max_block_txs == 0 || c.max_block_txs > MAX_BLOCK_TXS {
             return Err(invalid(format!(

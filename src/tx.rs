@@ -83,7 +83,7 @@ pub struct Transaction {
 }
 
 /// Why a transaction is invalid on its own, whatever the state of the chain.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
 pub enum TxFormatError {
     /// The signature does not verify for this body, sender and chain.
     #[error("the signature does not verify")]

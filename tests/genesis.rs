@@ -344,18 +344,35 @@ fn genesis_window_over_twice_checkpoint_interval_rejected() {
         &accounts
     ))
     .is_ok());
-    // A huge window against a huge interval: no overflow in `2 * checkpoint_interval`.
+    // A huge window against a huge interval: no overflow in `2 * checkpoint_interval`, and
+    // a view change would then carry far too many blocks.
     let mut g = genesis(&[(1, 0, MIN_STAKE)]);
     let most = i64::MAX as u64;
     g.consensus.checkpoint_interval = most;
     g.epoch_length = most;
     g.consensus.window = most;
-    assert_eq!(g.validate(), Ok(()));
-    assert_eq!(Genesis::from_toml(&g.to_toml()), Ok(g.clone()));
+    assert!(
+        matches!(g.validate(), Err(GenesisError::Invalid(m)) if m.contains("must fit in one message"))
+    );
     g.consensus.checkpoint_interval = most / 4;
     g.epoch_length = most / 4;
     assert!(
         matches!(g.validate(), Err(GenesisError::Invalid(m)) if m.contains("must be at most twice"))
+    );
+}
+
+/// Every block between the watermarks must fit in one view change: genesis bounds
+/// `2 * checkpoint_interval * max_block_txs`.
+#[test]
+fn genesis_window_of_blocks_too_large_for_a_message_rejected() {
+    let mut g = genesis(&[(1, 0, MIN_STAKE)]);
+    g.consensus.checkpoint_interval = 10;
+    g.epoch_length = 10;
+    g.consensus.max_block_txs = 2_000;
+    assert_eq!(g.validate(), Ok(()));
+    g.consensus.max_block_txs = 2_001;
+    assert!(
+        matches!(g.validate(), Err(GenesisError::Invalid(m)) if m.contains("must fit in one message"))
     );
 }
 

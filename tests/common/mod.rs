@@ -378,7 +378,7 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
         any::<u64>().prop_map(|b| b % 100_000),
         1u32..=almagill::genesis::MAX_BLOCK_TXS,
         any::<u64>(),
-        prop_oneof![1u64..=40, 1u64..=i64::MAX as u64],
+        prop_oneof![1u64..=40, 1u64..=almagill::genesis::MAX_TXS_IN_WINDOW / 2],
     );
     let accounts = vec(
         (
@@ -405,6 +405,10 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
                 // The window is 1 to twice the checkpoint interval (capped at 64); the
                 // epoch is a whole number of intervals that TOML can still write.
                 let window = 1 + window % (2 * checkpoint).min(64);
+                // Every block between the watermarks fits in one view change.
+                let most_txs = almagill::genesis::MAX_TXS_IN_WINDOW / (2 * checkpoint);
+                let max_block_txs =
+                    1 + (max_block_txs - 1) % most_txs.min(u64::from(u32::MAX)) as u32;
                 let most_intervals = i64::MAX as u64 / checkpoint;
                 let epoch_length = checkpoint * (1 + extra_intervals % most_intervals);
                 let mut seen_names = std::collections::BTreeSet::new();
