@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod genesis;
 pub mod ledger;
+pub mod mempool;
 pub mod merkle;
 pub mod state_tree;
 pub mod tx;

@@ -1,0 +1,448 @@
+//! The mempool's pure logic: which transactions a node admits, which it proposes, and what it
+//! forgets when a block commits.
+//!
+//! Admission promises one thing: every admitted transaction would apply if the pending
+//! transactions were executed in the order [`Pool::batch`] gives, starting from committed
+//! state. So each check is made against committed state plus the sender's own pending
+//! transactions, and only on the safe side: what pending transactions would spend is
+//! subtracted, what they would credit (a transfer in, an unstake's tokens) is never counted,
+//! since another sender's transaction may be dropped and an excluded one holds back what
+//! follows it. A block may still carry a transaction that fails (another node admitted a
+//! conflicting one first); the ledger records that and nothing breaks.
+//!
+//! Signatures are not checked here: the caller verifies them in batches off the actor thread
+//! and passes the result in. Nothing here touches a clock, a socket or a disk.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use thiserror::Error;
+
+use crate::amount::Amount;
+use crate::crypto::{Address, Hash};
+use crate::encoding;
+use crate::ledger::{Account, Ledger, TxError};
+use crate::tx::{Transaction, TxFormatError, TxKind};
+
+/// How many committed transaction hashes the pool remembers, so that a replay arriving just
+/// after its commit is refused as `duplicate` rather than only as a stale nonce.
+pub const RECENT_COMMITTED: usize = 100_000;
+
+/// Bounds on what the pool holds, so that no client (or flood of gossip) can make a node
+/// hold unbounded memory or propose unbounded work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most pending transactions in all.
+    pub max_txs: usize,
+    /// Most bytes of canonical encoding of all pending transactions together.
+    pub max_bytes: usize,
+    /// Most pending transactions of one sender, so that one account cannot fill the pool.
+    pub max_per_sender: usize,
+}
+
+impl Default for Limits {
+    /// 10 000 transactions, 16 MiB, 64 per sender.
+    fn default() -> Limits {
+        Limits {
+            max_txs: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            max_per_sender: 64,
+        }
+    }
+}
+
+/// Which of the pool's [`Limits`] a refused transaction would have broken.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum Full {
+    /// [`Limits::max_txs`].
+    #[error("it holds its most transactions")]
+    Transactions,
+    /// [`Limits::max_bytes`].
+    #[error("it holds its most bytes")]
+    Bytes,
+    /// [`Limits::max_per_sender`].
+    #[error("the sender has its most pending transactions")]
+    Sender,
+}
+
+/// Why a transaction was not admitted. Each maps to one admin protocol error code
+/// ([`AdmitError::code`]), which is what a client sees.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum AdmitError {
+    /// The caller's signature check failed.
+    #[error("the signature does not verify")]
+    InvalidSignature,
+    /// The transaction is malformed on its own (zero amount, sent to itself).
+    #[error(transparent)]
+    Format(TxFormatError),
+    /// The very same transaction is already pending, or was recently committed.
+    #[error("transaction {0} is already pending or committed")]
+    Duplicate(Hash),
+    /// It does not apply on top of committed state and the sender's pending transactions.
+    #[error(transparent)]
+    Rejected(TxError),
+    /// The pool is at one of its limits.
+    #[error("the mempool is full: {0}")]
+    MempoolFull(Full),
+}
+
+impl AdmitError {
+    /// The admin protocol's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmitError::InvalidSignature => "invalid_signature",
+            AdmitError::Format(e) => e.code(),
+            AdmitError::Duplicate(_) => "duplicate",
+            AdmitError::Rejected(e) => e.code(),
+            AdmitError::MempoolFull(_) => "mempool_full",
+        }
+    }
+}
+
+impl From<TxError> for AdmitError {
+    fn from(e: TxError) -> AdmitError {
+        AdmitError::Rejected(e)
+    }
+}
+
+/// One pending transaction and what the pool derived from it once.
+#[derive(Clone, Debug)]
+struct Entry {
+    tx: Transaction,
+    hash: Hash,
+    /// Length of its canonical encoding.
+    size: usize,
+}
+
+/// What one sender's pending transactions do, in sum.
+#[derive(Clone, Debug, Default)]
+struct SenderState {
+    /// Admission numbers of its pending transactions, in nonce order.
+    seqs: VecDeque<u64>,
+    /// Balance its pending transactions take (transfers, creations, stakes).
+    spent: Amount,
+    /// Stake its pending stakes add.
+    staked: Amount,
+    /// Stake its pending unstakes take.
+    unstaked: Amount,
+}
+
+/// The mempool's contents and rules; the mempool actor owns one and feeds it transactions,
+/// committed blocks and requests for a batch to propose.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    limits: Limits,
+    /// Pending transactions by admission number: oldest first.
+    pending: BTreeMap<u64, Entry>,
+    /// Admission number of each pending transaction.
+    by_hash: HashMap<Hash, u64>,
+    /// Every sender with pending transactions.
+    senders: HashMap<Address, SenderState>,
+    /// Accounts a pending creation opens, with how many pending creations name each (at
+    /// most one is admitted, but a count keeps removal exact whatever happens).
+    created: HashMap<Address, usize>,
+    /// Sum of pending transactions' sizes.
+    bytes: usize,
+    /// The next admission number.
+    next_seq: u64,
+    /// Recently committed hashes, oldest first, and the same as a set.
+    recent: VecDeque<Hash>,
+    recent_set: HashSet<Hash>,
+}
+
+/// What admitting a transaction changes in its sender's sums.
+struct Delta {
+    spent: Amount,
+    staked: Amount,
+    unstaked: Amount,
+}
+
+impl Pool {
+    /// An empty pool with these limits.
+    pub fn new(limits: Limits) -> Pool {
+        Pool {
+            limits,
+            pending: BTreeMap::new(),
+            by_hash: HashMap::new(),
+            senders: HashMap::new(),
+            created: HashMap::new(),
+            bytes: 0,
+            next_seq: 0,
+            recent: VecDeque::new(),
+            recent_set: HashSet::new(),
+        }
+    }
+
+    /// The limits the pool enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// How many transactions are pending: what `STATUS` reports.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is pending, so there is nothing to propose.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The canonical encoding size of all pending transactions, bounded by
+    /// [`Limits::max_bytes`].
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether a transaction is pending: what `TX` answers `pending` from.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// A pending transaction by hash, e.g. to answer a peer that asks for it.
+    pub fn get(&self, hash: &Hash) -> Option<&Transaction> {
+        let seq = self.by_hash.get(hash)?;
+        self.pending.get(seq).map(|entry| &entry.tx)
+    }
+
+    /// How many transactions of `sender` are pending: with its committed nonce, the nonce
+    /// its next transaction must carry (what `SEND` signs with).
+    pub fn pending_count(&self, sender: &Address) -> usize {
+        self.senders.get(sender).map_or(0, |s| s.seqs.len())
+    }
+
+    /// Whether a transaction was committed recently enough to be remembered.
+    pub fn recently_committed(&self, hash: &Hash) -> bool {
+        self.recent_set.contains(hash)
+    }
+
+    /// Admits `tx` if it would apply after committed state (`ledger`) and the sender's
+    /// pending transactions, within the limits; returns its hash. `verified` is the result
+    /// of the caller's signature check (`tx.verify(chain_id).is_ok()`, or a batch check),
+    /// done off the actor thread. Checks run cheapest first, each refusal giving the code a
+    /// client sees: format, signature, duplicate, state (as the ledger would), limits.
+    pub fn admit(
+        &mut self,
+        tx: Transaction,
+        verified: bool,
+        ledger: &Ledger,
+    ) -> Result<Hash, AdmitError> {
+        // Format first: if `verified` came from `Transaction::verify`, which also checks the
+        // format, a malformed transaction still gets its precise code.
+        tx.check_format().map_err(AdmitError::Format)?;
+        if !verified {
+            return Err(AdmitError::InvalidSignature);
+        }
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) || self.recent_set.contains(&hash) {
+            return Err(AdmitError::Duplicate(hash));
+        }
+        let size = encoding::encode(&tx).len();
+        self.admit_checked(Entry { tx, hash, size }, ledger)?;
+        Ok(hash)
+    }
+
+    /// The transactions to propose next, at most `max`: oldest first across senders, each
+    /// sender's in nonce order. A transaction in `exclude` (say, already in a block in
+    /// flight) is skipped, and so is everything of its sender after it and any transfer to
+    /// an account it would have created, since those would fail without it.
+    pub fn batch(&self, max: usize, exclude: &HashSet<Hash>) -> Vec<Transaction> {
+        let mut out = Vec::new();
+        // Senders whose next transaction is not in the batch: their later ones cannot be.
+        let mut blocked: HashSet<Address> = HashSet::new();
+        // Accounts whose pending creation is not in the batch.
+        let mut not_created: HashSet<Address> = HashSet::new();
+        for entry in self.pending.values() {
+            if out.len() >= max {
+                break;
+            }
+            let body = &entry.tx.body;
+            let skip = blocked.contains(&body.from)
+                || exclude.contains(&entry.hash)
+                || matches!(body.kind, TxKind::Transfer { to, .. } if not_created.contains(&to));
+            if skip {
+                blocked.insert(body.from);
+                if let TxKind::CreateAccount { new_account, .. } = body.kind {
+                    not_created.insert(new_account);
+                }
+                continue;
+            }
+            out.push(entry.tx.clone());
+        }
+        out
+    }
+
+    /// Brings the pool up to date after blocks commit: `committed` are their transactions
+    /// and `ledger` the state after them. Committed transactions leave the pool and those
+    /// whose nonce the ledger consumed are remembered as recently committed. (One that failed
+    /// without consuming its nonce is not, so its sender may submit it again.) Every other
+    /// pending transaction is checked again against the new state, in order; those that no
+    /// longer apply (stale nonce, funds gone, account created by someone else, or an earlier
+    /// one of the same sender dropped) are dropped.
+    pub fn on_commit(&mut self, committed: &[Transaction], ledger: &Ledger) {
+        let mut committed_hashes = HashSet::with_capacity(committed.len());
+        for tx in committed {
+            let hash = tx.hash();
+            committed_hashes.insert(hash);
+            let consumed = ledger
+                .account(&tx.body.from)
+                .is_some_and(|account| account.nonce > tx.body.nonce);
+            if consumed {
+                self.remember(hash);
+            }
+        }
+        let old = std::mem::take(&mut self.pending);
+        self.by_hash.clear();
+        self.senders.clear();
+        self.created.clear();
+        self.bytes = 0;
+        self.next_seq = 0;
+        for entry in old.into_values() {
+            if committed_hashes.contains(&entry.hash) || self.recent_set.contains(&entry.hash) {
+                continue;
+            }
+            // A refusal drops the transaction: that is the point of checking again.
+            let _ = self.admit_checked(entry, ledger);
+        }
+    }
+
+    /// Adds a committed hash to the bounded memory of recent commits.
+    fn remember(&mut self, hash: Hash) {
+        if !self.recent_set.insert(hash) {
+            return;
+        }
+        self.recent.push_back(hash);
+        while self.recent.len() > RECENT_COMMITTED {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_set.remove(&old);
+            }
+        }
+    }
+
+    /// The state checks and the limits, then the insertion; nothing changes on a refusal.
+    fn admit_checked(&mut self, entry: Entry, ledger: &Ledger) -> Result<(), AdmitError> {
+        let delta = self.check_state(&entry.tx, ledger)?;
+        let from = entry.tx.body.from;
+        let new_bytes = self
+            .bytes
+            .checked_add(entry.size)
+            .filter(|b| *b <= self.limits.max_bytes)
+            .ok_or(AdmitError::MempoolFull(Full::Bytes))?;
+        if self.pending.len() >= self.limits.max_txs {
+            return Err(AdmitError::MempoolFull(Full::Transactions));
+        }
+        if self.pending_count(&from) >= self.limits.max_per_sender {
+            return Err(AdmitError::MempoolFull(Full::Sender));
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq
+            .checked_add(1)
+            .ok_or(AdmitError::MempoolFull(Full::Transactions))?;
+
+        // Every check is done: from here nothing can fail.
+        if let TxKind::CreateAccount { new_account, .. } = entry.tx.body.kind {
+            let count = self.created.entry(new_account).or_insert(0);
+            *count = count.saturating_add(1);
+        }
+        let sender = self.senders.entry(from).or_default();
+        sender.seqs.push_back(seq);
+        sender.spent = delta.spent;
+        sender.staked = delta.staked;
+        sender.unstaked = delta.unstaked;
+        self.bytes = new_bytes;
+        self.by_hash.insert(entry.hash, seq);
+        self.pending.insert(seq, entry);
+        Ok(())
+    }
+
+    /// Checks `tx` against committed state plus its sender's pending transactions, the way
+    /// [`Ledger::check`] would once those have applied, crediting nothing that is pending.
+    /// Returns the sender's sums with `tx` added.
+    fn check_state(&self, tx: &Transaction, ledger: &Ledger) -> Result<Delta, TxError> {
+        let body = &tx.body;
+        let account: &Account = ledger
+            .account(&body.from)
+            .ok_or(TxError::UnknownAccount(body.from))?;
+        let empty = SenderState::default();
+        let sender = self.senders.get(&body.from).unwrap_or(&empty);
+        let pending = u64::try_from(sender.seqs.len()).unwrap_or(u64::MAX);
+        let expected = account.nonce.saturating_add(pending);
+        if body.nonce != expected || expected == u64::MAX {
+            return Err(TxError::BadNonce {
+                expected,
+                got: body.nonce,
+            });
+        }
+        let amount = body.kind.amount();
+        // Funds left after the pending spends; a ledger that lost funds the sums assumed
+        // (not the one the pool last saw) leaves zero, the safe side.
+        let balance = account.balance.saturating_sub(sender.spent);
+        let stake_left = account.stake.saturating_sub(sender.unstaked);
+        // The stake once the pending stakes and unstakes apply: only the sender moves it.
+        let stake_now = account
+            .stake
+            .saturating_add(sender.staked)
+            .saturating_sub(sender.unstaked);
+        let insufficient = |available: Amount| TxError::InsufficientFunds {
+            available,
+            needed: amount,
+        };
+        let spend = |available: Amount| -> Result<Amount, TxError> {
+            if amount > available {
+                return Err(insufficient(available));
+            }
+            sender
+                .spent
+                .checked_add(amount)
+                .ok_or(insufficient(available))
+        };
+        let mut delta = Delta {
+            spent: sender.spent,
+            staked: sender.staked,
+            unstaked: sender.unstaked,
+        };
+        match body.kind {
+            TxKind::Transfer { to, .. } => {
+                if ledger.account(&to).is_none() && !self.created.contains_key(&to) {
+                    return Err(TxError::UnknownAccount(to));
+                }
+                delta.spent = spend(balance)?;
+            }
+            TxKind::CreateAccount { new_account, .. } => {
+                if ledger.account(&new_account).is_some() || self.created.contains_key(&new_account)
+                {
+                    return Err(TxError::AccountExists(new_account));
+                }
+                delta.spent = spend(balance)?;
+            }
+            TxKind::Stake { .. } => {
+                delta.spent = spend(balance)?;
+                let after = stake_now.checked_add(amount).ok_or(insufficient(balance))?;
+                check_stake(after, ledger.min_stake())?;
+                delta.staked = sender
+                    .staked
+                    .checked_add(amount)
+                    .ok_or(insufficient(balance))?;
+            }
+            TxKind::Unstake { .. } => {
+                if amount > stake_left {
+                    return Err(insufficient(stake_left));
+                }
+                check_stake(stake_now.saturating_sub(amount), ledger.min_stake())?;
+                delta.unstaked = sender
+                    .unstaked
+                    .checked_add(amount)
+                    .ok_or(insufficient(stake_left))?;
+            }
+        }
+        Ok(delta)
+    }
+}
+
+/// The ledger's rule: a stake is either nothing or at least the minimum.
+fn check_stake(stake: Amount, min: Amount) -> Result<(), TxError> {
+    if stake == 0 || stake >= min {
+        Ok(())
+    } else {
+        Err(TxError::BelowMinStake { stake, min })
+    }
+}

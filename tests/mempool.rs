@@ -1,0 +1,669 @@
+//! The mempool's admission and selection: each refusal gives the admin protocol's code,
+//! batches keep every sender's nonce order, commits clear and re-check the pool, and (the
+//! property everything else serves) a batch applied in order to committed state always
+//! applies in full.
+
+mod common;
+
+use std::collections::HashSet;
+
+use almagill::amount::Amount;
+use almagill::crypto::{Address, Hash};
+use almagill::encoding;
+use almagill::genesis::Genesis;
+use almagill::ledger::{Ledger, TxError};
+use almagill::mempool::{AdmitError, Full, Limits, Pool};
+use almagill::tx::{Transaction, TxFormatError, TxKind};
+use common::{address, genesis, signed, CHAIN_ID, MIN_STAKE};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+/// Seeds 1 to 4 exist at genesis (1 to 3 as validators); 5 to 8 do not.
+fn test_genesis() -> Genesis {
+    genesis(&[
+        (1, 10_000, 5 * MIN_STAKE),
+        (2, 3_000, MIN_STAKE),
+        (3, 0, 2 * MIN_STAKE),
+        (4, 50_000, 0),
+    ])
+}
+
+fn test_ledger() -> Ledger {
+    Ledger::from_genesis(&test_genesis())
+}
+
+fn transfer(seed: u8, nonce: u64, to: u8, amount: Amount) -> Transaction {
+    signed(
+        seed,
+        nonce,
+        TxKind::Transfer {
+            to: address(to),
+            amount,
+        },
+    )
+}
+
+fn create(seed: u8, nonce: u64, new: u8, amount: Amount) -> Transaction {
+    signed(
+        seed,
+        nonce,
+        TxKind::CreateAccount {
+            new_account: address(new),
+            amount,
+        },
+    )
+}
+
+fn stake(seed: u8, nonce: u64, amount: Amount) -> Transaction {
+    signed(seed, nonce, TxKind::Stake { amount })
+}
+
+fn unstake(seed: u8, nonce: u64, amount: Amount) -> Transaction {
+    signed(seed, nonce, TxKind::Unstake { amount })
+}
+
+/// Admits a correctly signed transaction (checking that it is).
+fn admit(pool: &mut Pool, tx: Transaction, ledger: &Ledger) -> Result<Hash, AdmitError> {
+    let verified = tx.verify(CHAIN_ID).is_ok();
+    pool.admit(tx, verified, ledger)
+}
+
+/// The code of a refusal, or "ok".
+fn code(result: Result<Hash, AdmitError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+fn everything(pool: &Pool) -> Vec<Transaction> {
+    pool.batch(usize::MAX, &HashSet::new())
+}
+
+/// Applies `txs` in order to a copy of `ledger`; every one must apply.
+fn assert_applies(ledger: &Ledger, txs: &[Transaction]) {
+    let mut ledger = ledger.clone();
+    for (i, tx) in txs.iter().enumerate() {
+        assert_eq!(ledger.apply_tx(tx), Ok(()), "tx {i} of {txs:?}");
+    }
+}
+
+/// Commits `txs` as the next block and tells the pool.
+fn commit(pool: &mut Pool, ledger: &mut Ledger, txs: &[Transaction]) -> Vec<Result<(), TxError>> {
+    let outcome = ledger
+        .apply_block(ledger.height() + 1, txs)
+        .expect("next height");
+    pool.on_commit(txs, ledger);
+    outcome.results
+}
+
+#[test]
+fn admits_a_chain_of_nonces_from_one_sender() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    assert!(pool.is_empty());
+    let txs: Vec<_> = (0..5).map(|n| transfer(4, n, 1, 100 + n as u128)).collect();
+    for tx in &txs {
+        assert_eq!(admit(&mut pool, tx.clone(), &ledger), Ok(tx.hash()));
+    }
+    assert_eq!(pool.len(), 5);
+    assert_eq!(pool.pending_count(&address(4)), 5);
+    assert_eq!(pool.pending_count(&address(1)), 0);
+    let size: usize = txs.iter().map(|tx| encoding::encode(tx).len()).sum();
+    assert_eq!(pool.bytes(), size);
+    for tx in &txs {
+        assert!(pool.contains(&tx.hash()));
+        assert_eq!(pool.get(&tx.hash()), Some(tx));
+    }
+    assert!(pool.get(&transfer(4, 5, 1, 1).hash()).is_none());
+    assert_eq!(everything(&pool), txs);
+    assert_applies(&ledger, &txs);
+}
+
+#[test]
+fn refuses_a_nonce_gap_and_a_replayed_nonce() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let gap = admit(&mut pool, transfer(4, 1, 1, 10), &ledger);
+    assert_eq!(
+        gap,
+        Err(AdmitError::Rejected(TxError::BadNonce {
+            expected: 0,
+            got: 1
+        }))
+    );
+    assert_eq!(code(gap), "bad_nonce");
+    admit(&mut pool, transfer(4, 0, 1, 10), &ledger).unwrap();
+    // Another transaction with a nonce already taken by a pending one.
+    assert_eq!(
+        code(admit(&mut pool, transfer(4, 0, 2, 10), &ledger)),
+        "bad_nonce"
+    );
+    assert_eq!(
+        code(admit(&mut pool, transfer(4, 5, 2, 10), &ledger)),
+        "bad_nonce"
+    );
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn refuses_a_duplicate() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let tx = transfer(4, 0, 1, 10);
+    let hash = admit(&mut pool, tx.clone(), &ledger).unwrap();
+    let again = admit(&mut pool, tx, &ledger);
+    assert_eq!(again, Err(AdmitError::Duplicate(hash)));
+    assert_eq!(code(again), "duplicate");
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn refuses_bad_signatures_and_bad_amounts() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let mut forged = transfer(4, 0, 1, 10);
+    forged.body.kind = TxKind::Transfer {
+        to: address(1),
+        amount: 40_000,
+    };
+    assert!(forged.verify(CHAIN_ID).is_err());
+    assert_eq!(
+        admit(&mut pool, forged.clone(), &ledger),
+        Err(AdmitError::InvalidSignature)
+    );
+    assert_eq!(
+        code(pool.admit(forged, false, &ledger)),
+        "invalid_signature"
+    );
+    // The caller's verdict is what counts: a good transaction reported unverified is refused.
+    assert_eq!(
+        code(pool.admit(transfer(4, 0, 1, 10), false, &ledger)),
+        "invalid_signature"
+    );
+    let zero = admit(&mut pool, transfer(4, 0, 1, 0), &ledger);
+    assert_eq!(zero, Err(AdmitError::Format(TxFormatError::ZeroAmount)));
+    assert_eq!(code(zero), "bad_amount");
+    assert_eq!(
+        code(admit(&mut pool, transfer(4, 0, 4, 1), &ledger)),
+        "bad_amount"
+    );
+    assert_eq!(
+        code(admit(&mut pool, create(4, 0, 4, 1), &ledger)),
+        "bad_amount"
+    );
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn unknown_sender_is_refused() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    assert_eq!(
+        admit(&mut pool, transfer(6, 0, 1, 1), &ledger),
+        Err(AdmitError::Rejected(TxError::UnknownAccount(address(6))))
+    );
+    // Even once its creation is pending: it has no committed funds to spend yet.
+    admit(&mut pool, create(4, 0, 6, 500), &ledger).unwrap();
+    assert_eq!(
+        code(admit(&mut pool, transfer(6, 0, 1, 1), &ledger)),
+        "unknown_account"
+    );
+}
+
+#[test]
+fn funds_count_pending_spends_but_not_pending_credits() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    // Seed 2 has 3000.
+    admit(&mut pool, transfer(2, 0, 1, 2_000), &ledger).unwrap();
+    let over = admit(&mut pool, transfer(2, 1, 1, 1_001), &ledger);
+    assert_eq!(
+        over,
+        Err(AdmitError::Rejected(TxError::InsufficientFunds {
+            available: 1_000,
+            needed: 1_001
+        }))
+    );
+    assert_eq!(code(over), "insufficient_funds");
+    assert_eq!(
+        code(admit(&mut pool, create(2, 1, 5, 1_001), &ledger)),
+        "insufficient_funds"
+    );
+    assert_eq!(
+        code(admit(&mut pool, stake(2, 1, 1_001), &ledger)),
+        "insufficient_funds"
+    );
+    admit(&mut pool, transfer(2, 1, 1, 1_000), &ledger).unwrap();
+    assert_eq!(
+        code(admit(&mut pool, transfer(2, 2, 1, 1), &ledger)),
+        "insufficient_funds"
+    );
+
+    // Seed 3 has no balance: neither its own pending unstake nor a pending transfer to it
+    // counts as funds.
+    admit(&mut pool, unstake(3, 0, 1_000), &ledger).unwrap();
+    admit(&mut pool, transfer(4, 0, 3, 5_000), &ledger).unwrap();
+    assert_eq!(
+        code(admit(&mut pool, transfer(3, 1, 1, 1), &ledger)),
+        "insufficient_funds"
+    );
+    // Nor does a pending stake count as stake to unstake.
+    admit(&mut pool, stake(4, 1, MIN_STAKE), &ledger).unwrap();
+    assert_eq!(
+        code(admit(&mut pool, unstake(4, 2, 1), &ledger)),
+        "insufficient_funds"
+    );
+    assert_applies(&ledger, &everything(&pool));
+}
+
+#[test]
+fn transfer_to_a_missing_account_waits_for_its_pending_creation() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    assert_eq!(
+        admit(&mut pool, transfer(1, 0, 5, 10), &ledger),
+        Err(AdmitError::Rejected(TxError::UnknownAccount(address(5))))
+    );
+    admit(&mut pool, create(4, 0, 5, 100), &ledger).unwrap();
+    admit(&mut pool, transfer(1, 0, 5, 10), &ledger).unwrap();
+    admit(&mut pool, transfer(4, 1, 5, 10), &ledger).unwrap();
+    assert_eq!(pool.len(), 3);
+    assert_applies(&ledger, &everything(&pool));
+}
+
+#[test]
+fn an_account_is_created_at_most_once() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    assert_eq!(
+        admit(&mut pool, create(4, 0, 2, 100), &ledger),
+        Err(AdmitError::Rejected(TxError::AccountExists(address(2))))
+    );
+    admit(&mut pool, create(4, 0, 5, 100), &ledger).unwrap();
+    let again = admit(&mut pool, create(1, 0, 5, 100), &ledger);
+    assert_eq!(code(again), "account_exists");
+    assert_eq!(
+        code(admit(&mut pool, create(4, 1, 5, 7), &ledger)),
+        "account_exists"
+    );
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn stake_is_nothing_or_at_least_the_minimum() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    // Seed 4: no stake yet.
+    let low = admit(&mut pool, stake(4, 0, MIN_STAKE - 1), &ledger);
+    assert_eq!(
+        low,
+        Err(AdmitError::Rejected(TxError::BelowMinStake {
+            stake: MIN_STAKE - 1,
+            min: MIN_STAKE
+        }))
+    );
+    assert_eq!(code(low), "below_min_stake");
+    admit(&mut pool, stake(4, 0, MIN_STAKE), &ledger).unwrap();
+    // Counted with the pending stake, a small top-up is fine.
+    admit(&mut pool, stake(4, 1, 1), &ledger).unwrap();
+
+    // Seed 2 stakes exactly the minimum: a partial unstake would leave too little.
+    assert_eq!(
+        code(admit(&mut pool, unstake(2, 0, 1), &ledger)),
+        "below_min_stake"
+    );
+    admit(&mut pool, unstake(2, 0, MIN_STAKE), &ledger).unwrap();
+    assert_eq!(
+        code(admit(&mut pool, unstake(2, 1, 1), &ledger)),
+        "insufficient_funds"
+    );
+
+    // Seed 1 stakes 5x the minimum: pending unstakes add up.
+    admit(&mut pool, unstake(1, 0, 4 * MIN_STAKE), &ledger).unwrap();
+    assert_eq!(
+        admit(&mut pool, unstake(1, 1, 1), &ledger),
+        Err(AdmitError::Rejected(TxError::BelowMinStake {
+            stake: MIN_STAKE - 1,
+            min: MIN_STAKE
+        }))
+    );
+    // Pending stakes count towards the minimum after an unstake.
+    admit(&mut pool, stake(1, 1, 1), &ledger).unwrap();
+    admit(&mut pool, unstake(1, 2, 1), &ledger).unwrap();
+    assert_applies(&ledger, &everything(&pool));
+}
+
+#[test]
+fn limits_give_mempool_full() {
+    let ledger = test_ledger();
+    let limits = Limits {
+        max_per_sender: 3,
+        ..Limits::default()
+    };
+    assert_eq!(Limits::default().max_txs, 10_000);
+    assert_eq!(Limits::default().max_bytes, 16 * 1024 * 1024);
+    assert_eq!(Limits::default().max_per_sender, 64);
+    let mut pool = Pool::new(limits);
+    for n in 0..3 {
+        admit(&mut pool, transfer(4, n, 1, 1), &ledger).unwrap();
+    }
+    let full = admit(&mut pool, transfer(4, 3, 1, 1), &ledger);
+    assert_eq!(full, Err(AdmitError::MempoolFull(Full::Sender)));
+    assert_eq!(code(full), "mempool_full");
+    admit(&mut pool, transfer(1, 0, 4, 1), &ledger).unwrap();
+
+    let mut pool = Pool::new(Limits {
+        max_txs: 2,
+        ..Limits::default()
+    });
+    admit(&mut pool, transfer(4, 0, 1, 1), &ledger).unwrap();
+    admit(&mut pool, transfer(1, 0, 4, 1), &ledger).unwrap();
+    assert_eq!(
+        admit(&mut pool, transfer(2, 0, 4, 1), &ledger),
+        Err(AdmitError::MempoolFull(Full::Transactions))
+    );
+
+    let size = encoding::encode(&transfer(4, 0, 1, 1)).len();
+    let mut pool = Pool::new(Limits {
+        max_bytes: size,
+        ..Limits::default()
+    });
+    admit(&mut pool, transfer(4, 0, 1, 1), &ledger).unwrap();
+    assert_eq!(
+        code(admit(&mut pool, transfer(1, 0, 4, 1), &ledger)),
+        "mempool_full"
+    );
+    assert_eq!(pool.bytes(), size);
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn batches_keep_nonce_order_and_skip_what_follows_an_exclusion() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let a0 = transfer(4, 0, 1, 1);
+    let b0 = transfer(1, 0, 4, 1);
+    let a1 = create(4, 1, 5, 100);
+    let c0 = transfer(2, 0, 4, 1);
+    let b1 = transfer(1, 1, 5, 1);
+    let a2 = transfer(4, 2, 2, 1);
+    let c1 = transfer(2, 1, 1, 1);
+    let all = vec![
+        a0.clone(),
+        b0.clone(),
+        a1.clone(),
+        c0.clone(),
+        b1.clone(),
+        a2.clone(),
+        c1.clone(),
+    ];
+    for tx in &all {
+        admit(&mut pool, tx.clone(), &ledger).unwrap();
+    }
+    let none = HashSet::new();
+    assert_eq!(pool.batch(100, &none), all);
+    assert_eq!(pool.batch(3, &none), all[..3].to_vec());
+    assert!(pool.batch(0, &none).is_empty());
+
+    // Excluding a0 holds back all of sender 4, and with its creation of 5, sender 1's
+    // transfer to 5 and so the rest of sender 1.
+    let exclude: HashSet<Hash> = [a0.hash()].into();
+    let batch = pool.batch(100, &exclude);
+    assert_eq!(batch, vec![b0.clone(), c0.clone(), c1.clone()]);
+    assert_applies(&ledger, &batch);
+
+    let exclude: HashSet<Hash> = [c0.hash()].into();
+    assert_eq!(
+        pool.batch(100, &exclude),
+        vec![a0.clone(), b0.clone(), a1, b1, a2]
+    );
+    assert_eq!(pool.batch(2, &exclude), vec![a0, b0]);
+}
+
+#[test]
+fn commits_remove_committed_and_drop_stale() {
+    let mut ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let a: Vec<_> = (0..3).map(|n| transfer(4, n, 1, 10)).collect();
+    let b0 = transfer(1, 0, 4, 10);
+    // Sender 2 (3000): n1 fits after n0 here, but not after the competing n0 below.
+    let c0 = transfer(2, 0, 1, 100);
+    let c1 = transfer(2, 1, 1, 2_500);
+    let c2 = transfer(2, 2, 1, 1);
+    // 4 creates 5 and 1 then pays it (later, someone else creates 5 first).
+    let create5 = create(4, 3, 5, 100);
+    let pay5 = transfer(1, 1, 5, 10);
+    for tx in a.iter().chain([&b0, &c0, &c1, &c2, &create5, &pay5]) {
+        admit(&mut pool, tx.clone(), &ledger).unwrap();
+    }
+    assert_eq!(pool.len(), 9);
+
+    let competing_c0 = transfer(2, 0, 4, 1_000);
+    // Seed 3 has no balance: its creation of 6 fails without using its nonce.
+    let failing_create6 = create(3, 0, 6, 1);
+    let block = vec![
+        a[0].clone(),
+        b0.clone(),
+        competing_c0.clone(),
+        failing_create6.clone(),
+    ];
+    let results = commit(&mut pool, &mut ledger, &block);
+    assert_eq!(results[..3], [Ok(()), Ok(()), Ok(())]);
+    assert_eq!(
+        results[3],
+        Err(TxError::InsufficientFunds {
+            available: 0,
+            needed: 1
+        })
+    );
+
+    assert!(!pool.contains(&a[0].hash()));
+    assert!(!pool.contains(&b0.hash()));
+    assert!(pool.contains(&a[1].hash()) && pool.contains(&a[2].hash()));
+    // c0's nonce went to the competing transaction; c1 no longer has the funds, and c2
+    // follows it.
+    assert!(!pool.contains(&c0.hash()));
+    assert!(!pool.contains(&c1.hash()));
+    assert!(!pool.contains(&c2.hash()));
+    // 5 is still not created, so its creation and the transfer to it remain.
+    assert!(pool.contains(&create5.hash()));
+    assert!(pool.contains(&pay5.hash()));
+    assert_eq!(pool.len(), 4);
+    assert_eq!(pool.pending_count(&address(2)), 0);
+
+    // A replay right after commit is a duplicate; a replay of a transaction that failed
+    // without using its nonce is judged afresh.
+    assert_eq!(
+        admit(&mut pool, a[0].clone(), &ledger),
+        Err(AdmitError::Duplicate(a[0].hash()))
+    );
+    assert_eq!(code(admit(&mut pool, b0.clone(), &ledger)), "duplicate");
+    assert_eq!(
+        code(admit(&mut pool, competing_c0.clone(), &ledger)),
+        "duplicate"
+    );
+    assert!(pool.recently_committed(&a[0].hash()));
+    assert!(!pool.recently_committed(&failing_create6.hash()));
+    assert_eq!(
+        code(admit(&mut pool, failing_create6, &ledger)),
+        "insufficient_funds"
+    );
+    // c1 replayed against the new state: nonce fine, funds not.
+    assert_eq!(
+        code(admit(&mut pool, c1.clone(), &ledger)),
+        "insufficient_funds"
+    );
+    assert_applies(&ledger, &everything(&pool));
+
+    // Now someone else creates 5 for real: 4's creation is dropped, the transfer to 5 stays.
+    let really_create5 = create(2, 1, 5, 1);
+    assert_eq!(
+        commit(&mut pool, &mut ledger, &[really_create5]),
+        vec![Ok(())]
+    );
+    assert!(!pool.contains(&create5.hash()));
+    assert!(pool.contains(&pay5.hash()));
+    assert_eq!(everything(&pool), vec![a[1].clone(), a[2].clone(), pay5]);
+    assert_applies(&ledger, &everything(&pool));
+
+    // Committing the rest empties the pool.
+    let rest = everything(&pool);
+    assert!(commit(&mut pool, &mut ledger, &rest)
+        .iter()
+        .all(|r| r.is_ok()));
+    assert!(pool.is_empty());
+    assert_eq!(pool.bytes(), 0);
+    assert_eq!(pool.pending_count(&address(4)), 0);
+}
+
+/// One step of a random history.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Submit a transaction to the pool.
+    Admit(Intent),
+    /// Commit a batch of the pool's, some transactions excluded.
+    Commit { max: usize, exclude: u64 },
+    /// Commit a block of one transaction that never went through this pool.
+    Foreign(Intent),
+}
+
+/// A transaction to make against the state when its turn comes.
+#[derive(Clone, Copy, Debug)]
+struct Intent {
+    sender: u8,
+    /// 0 transfer, 1 create account, 2 stake, 3 unstake.
+    kind: u8,
+    target: u8,
+    amount: Amount,
+    /// Added to the sender's next nonce: mostly 0.
+    nonce_offset: i8,
+}
+
+fn arb_intent() -> impl Strategy<Value = Intent> {
+    (
+        // Mostly the genesis accounts 1 to 4, which have funds.
+        prop_oneof![4 => 1u8..=4, 1 => 5u8..=8],
+        0u8..4,
+        1u8..=8,
+        prop_oneof![
+            4 => 1u128..100,
+            2 => 1u128..5_000,
+            1 => Just(MIN_STAKE),
+            1 => Just(MIN_STAKE - 1),
+            1 => 0u128..60_000,
+        ],
+        prop_oneof![6 => Just(0i8), 1 => -2i8..=2],
+    )
+        .prop_map(|(sender, kind, target, amount, nonce_offset)| Intent {
+            sender,
+            kind,
+            target,
+            amount,
+            nonce_offset,
+        })
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => arb_intent().prop_map(Step::Admit),
+        2 => (0usize..12, any::<u64>()).prop_map(|(max, exclude)| Step::Commit { max, exclude }),
+        1 => arb_intent().prop_map(Step::Foreign),
+    ]
+}
+
+fn make_tx(intent: Intent, next_nonce: u64) -> Transaction {
+    let nonce = next_nonce.saturating_add_signed(i64::from(intent.nonce_offset));
+    let to: Address = address(intent.target);
+    let amount = intent.amount;
+    let kind = match intent.kind {
+        0 => TxKind::Transfer { to, amount },
+        1 => TxKind::CreateAccount {
+            new_account: to,
+            amount,
+        },
+        2 => TxKind::Stake { amount },
+        _ => TxKind::Unstake { amount },
+    };
+    signed(intent.sender, nonce, kind)
+}
+
+/// Pending transactions chosen by the bits of `mask`.
+fn excluded(pool: &Pool, mask: u64) -> HashSet<Hash> {
+    everything(pool)
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask >> (i % 64) & 1 == 1)
+        .map(|(_, tx)| tx.hash())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever is submitted and committed, every batch the pool offers (with or without
+    /// exclusions, of any size) applies in full, in order, to committed state.
+    #[test]
+    fn batches_always_apply(steps in vec(arb_step(), 1..80), masks in vec(any::<u64>(), 4)) {
+        let mut ledger = test_ledger();
+        let mut pool = Pool::new(Limits { max_per_sender: 6, ..Limits::default() });
+        for step in steps {
+            match step {
+                Step::Admit(intent) => {
+                    let sender = address(intent.sender);
+                    let committed = ledger.account(&sender).map_or(0, |a| a.nonce);
+                    let next = committed + pool.pending_count(&sender) as u64;
+                    let tx = make_tx(intent, next);
+                    let before = pool.len();
+                    match admit(&mut pool, tx.clone(), &ledger) {
+                        Ok(hash) => {
+                            prop_assert_eq!(hash, tx.hash());
+                            prop_assert_eq!(pool.len(), before + 1);
+                            // Admission agrees with the ledger on the sender's first one
+                            // (a transfer may wait on someone's pending creation).
+                            if next == committed && intent.kind != 0 {
+                                prop_assert_eq!(ledger.check(&tx), Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            prop_assert_eq!(pool.len(), before);
+                            prop_assert!(!pool.contains(&tx.hash()) || e.code() == "duplicate");
+                        }
+                    }
+                }
+                Step::Commit { max, exclude } => {
+                    let exclude = excluded(&pool, exclude);
+                    let batch = pool.batch(max, &exclude);
+                    prop_assert!(batch.len() <= max);
+                    prop_assert!(batch.iter().all(|tx| !exclude.contains(&tx.hash())));
+                    let results = commit(&mut pool, &mut ledger, &batch);
+                    prop_assert!(results.iter().all(|r| r.is_ok()), "{:?}", results);
+                    for tx in &batch {
+                        prop_assert!(!pool.contains(&tx.hash()));
+                        prop_assert_eq!(
+                            admit(&mut pool, tx.clone(), &ledger).map_err(|e| e.code()),
+                            Err("duplicate")
+                        );
+                    }
+                }
+                Step::Foreign(intent) => {
+                    let sender = address(intent.sender);
+                    let next = ledger.account(&sender).map_or(0, |a| a.nonce);
+                    let tx = make_tx(intent, next);
+                    commit(&mut pool, &mut ledger, &[tx]);
+                }
+            }
+            let all = everything(&pool);
+            prop_assert_eq!(all.len(), pool.len());
+            let size: usize = all.iter().map(|tx| encoding::encode(tx).len()).sum();
+            prop_assert_eq!(size, pool.bytes());
+            assert_applies(&ledger, &all);
+            for &mask in &masks {
+                let exclude = excluded(&pool, mask);
+                let batch = pool.batch(usize::MAX, &exclude);
+                assert_applies(&ledger, &batch);
+            }
+            prop_assert_eq!(ledger.total_supply(), ledger.genesis_supply());
+        }
+    }
+}
