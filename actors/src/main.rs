@@ -2,9 +2,13 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod cli;
 mod commands;
 mod files;
+mod logging;
+mod node;
+mod store;
 
 use std::process::ExitCode;
 

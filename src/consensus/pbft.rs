@@ -254,6 +254,11 @@ impl Pbft {
         self.committed
     }
 
+    /// The hash of the last block handed out for execution (the genesis hash before any).
+    pub fn last_hash(&self) -> Hash {
+        self.last_hash
+    }
+
     /// The low watermark: the height of the latest stable checkpoint.
     pub fn low(&self) -> u64 {
         self.stable.payload.height

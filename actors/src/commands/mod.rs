@@ -1,10 +1,11 @@
 //! One module per subcommand.
 
 mod keygen;
+mod localnet;
 mod testnet;
 mod tx;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::cli::Command;
 
@@ -33,8 +34,11 @@ pub fn run(command: Command) -> Result<()> {
             nonce,
             &genesis,
         ),
-        Command::Run { .. } | Command::Localnet { .. } => {
-            bail!("the node is not built yet: `run` and `localnet` arrive with the node (actors, TCP, storage)")
+        Command::Run { config } => {
+            let loaded = crate::node::load(&config)?;
+            crate::logging::init();
+            crate::node::run(loaded)
         }
+        Command::Localnet { dir } => localnet::run(&dir),
     }
 }

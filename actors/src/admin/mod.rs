@@ -1,0 +1,14 @@
+//! The admin port: the line-based TCP protocol people and scripts use to talk to a running
+//! node (`nc 127.0.0.1 7100`). Its contract is `spec/admin-protocol.md`; tests outside the
+//! project drive nodes through exactly that text.
+//!
+//! [`protocol`] is the pure half: parsing one request line into a typed [`protocol::Command`]
+//! and formatting `OK <json>` / `ERR <code> <message>` response lines. It has no sockets, no
+//! clock and no node state, so every corner of the contract is unit-tested here. The server
+//! that reads lines, asks the node's actors and writes the answers builds on it.
+
+// used by the admin server (in progress)
+#![allow(dead_code)]
+
+pub mod protocol;
+pub mod server;

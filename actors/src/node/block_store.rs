@@ -1,0 +1,42 @@
+//! BlockStore: the committed chain on disk, and the blocks peers and admins ask for.
+
+use actix::{Actor, Context, Handler};
+use almagill::block::Block;
+use almagill::certificate::CommitCertificate;
+use tracing::error;
+
+use crate::node::messages::{Append, GetBlocks};
+use crate::store::ChainStore;
+
+/// Owns the chain log: appends each committed block in one fsynced write, serves ranges.
+pub struct BlockStore {
+    /// The durable chain.
+    pub chain: ChainStore,
+}
+
+impl Actor for BlockStore {
+    type Context = Context<Self>;
+}
+
+impl Handler<Append> for BlockStore {
+    type Result = ();
+
+    fn handle(&mut self, msg: Append, _: &mut Context<Self>) {
+        if msg.block.height() != self.chain.height() + 1 {
+            return;
+        }
+        if let Err(e) = self.chain.append(msg.block, msg.certificate) {
+            // A node that cannot store its chain must not go on as if it had.
+            error!(target: "store", "cannot write the chain: {e}; stopping");
+            actix::System::current().stop_with_code(1);
+        }
+    }
+}
+
+impl Handler<GetBlocks> for BlockStore {
+    type Result = Vec<(Block, CommitCertificate)>;
+
+    fn handle(&mut self, msg: GetBlocks, _: &mut Context<Self>) -> Self::Result {
+        self.chain.range(msg.from, msg.to)
+    }
+}

@@ -1,0 +1,172 @@
+//! Mempool: admits transactions (from the admin port and from peers), gossips them, hands
+//! the leader batches, and forgets them once committed. The rules live in the pure
+//! `almagill::mempool::Pool`; this actor adds signatures checked off the actor thread and
+//! the messages to other actors.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
+use almagill::crypto::{self, Hash, Keypair, SignedMessage};
+use almagill::ledger::{Ledger, TxError};
+use almagill::mempool::{AdmitError, Pool};
+use almagill::tx::{Transaction, TxBody, TxFormatError, TxKind};
+use tracing::debug;
+
+use crate::node::consensus::ConsensusEngine;
+use crate::node::messages::{Batch, Committed, Gossip, PeerTxs, RequestBatch};
+use crate::node::network::Network;
+
+/// Pending transactions and the committed state they are checked against.
+pub struct Mempool {
+    /// The pending transactions and their rules.
+    pub pool: Pool,
+    /// Committed state, as of the last executed block.
+    pub ledger: Arc<Ledger>,
+    /// The chain id signatures must cover.
+    pub chain_id: String,
+    /// Where gossip goes.
+    pub network: Addr<Network>,
+    /// Where batches go.
+    pub engine: Addr<ConsensusEngine>,
+}
+
+impl Actor for Mempool {
+    type Context = Context<Self>;
+}
+
+/// Admit one transaction submitted through the admin port; gossip it if admitted.
+#[derive(Message)]
+#[rtype(result = "Result<Hash, AdmitError>")]
+pub struct Submit(pub Transaction);
+
+impl Handler<Submit> for Mempool {
+    type Result = Result<Hash, AdmitError>;
+
+    fn handle(&mut self, msg: Submit, _: &mut Context<Self>) -> Self::Result {
+        let verified = !matches!(msg.0.verify(&self.chain_id), Err(TxFormatError::InvalidSignature));
+        let hash = self.pool.admit(msg.0.clone(), verified, &self.ledger)?;
+        self.network.do_send(Gossip(vec![msg.0]));
+        Ok(hash)
+    }
+}
+
+impl Handler<PeerTxs> for Mempool {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerTxs, ctx: &mut Context<Self>) {
+        // Each transaction is verified once per node: known ones are dropped first.
+        let fresh: Vec<Transaction> = msg
+            .0
+            .into_iter()
+            .filter(|tx| !self.pool.contains(&tx.hash()))
+            .take(1024)
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let chain_id = self.chain_id.clone();
+        let check = actix_rt::task::spawn_blocking(move || {
+            let messages: Vec<Vec<u8>> = fresh.iter().map(|tx| tx.signing_message(&chain_id)).collect();
+            let items: Vec<SignedMessage<'_>> = fresh
+                .iter()
+                .zip(&messages)
+                .map(|(tx, message)| SignedMessage {
+                    signer: tx.body.from,
+                    message,
+                    signature: tx.signature,
+                })
+                .collect();
+            let valid = crypto::verify_batch(&items);
+            fresh.into_iter().zip(valid).collect::<Vec<_>>()
+        });
+        ctx.spawn(check.into_actor(self).map(|checked, mempool, _| {
+            for (tx, verified) in checked.unwrap_or_default() {
+                if let Err(e) = mempool.pool.admit(tx, verified, &mempool.ledger) {
+                    debug!(target: "mempool", "gossiped transaction refused: {e}");
+                }
+            }
+        }));
+    }
+}
+
+impl Handler<RequestBatch> for Mempool {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestBatch, _: &mut Context<Self>) {
+        let exclude: HashSet<Hash> = msg.0.exclude.into_iter().collect();
+        let txs = self.pool.batch(msg.0.max_txs, &exclude);
+        self.engine.do_send(Batch {
+            height: msg.0.height,
+            txs,
+        });
+    }
+}
+
+impl Handler<Committed> for Mempool {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
+        self.pool.on_commit(&msg.txs, &msg.ledger);
+        self.ledger = msg.ledger;
+    }
+}
+
+/// The node signs a transaction of `kind` with `key`, at the sender's next nonce, and
+/// admits it. Choosing the nonce here, in the actor, means concurrent requests for one
+/// account never reuse a nonce.
+#[derive(Message)]
+#[rtype(result = "Result<Hash, AdmitError>")]
+pub struct SignAndSubmit {
+    /// The sender's key.
+    pub key: Keypair,
+    /// What to do.
+    pub kind: TxKind,
+}
+
+impl Handler<SignAndSubmit> for Mempool {
+    type Result = Result<Hash, AdmitError>;
+
+    fn handle(&mut self, msg: SignAndSubmit, ctx: &mut Context<Self>) -> Self::Result {
+        let from = msg.key.address();
+        let account = self
+            .ledger
+            .account(&from)
+            .ok_or(AdmitError::Rejected(TxError::UnknownAccount(from)))?;
+        let nonce = account.nonce + self.pool.pending_count(&from) as u64;
+        let tx = TxBody {
+            from,
+            nonce,
+            kind: msg.kind,
+        }
+        .sign(&msg.key, &self.chain_id);
+        <Self as Handler<Submit>>::handle(self, Submit(tx), ctx)
+    }
+}
+
+/// What the admin port reads of the mempool.
+pub struct MempoolView {
+    /// Transactions pending.
+    pub len: usize,
+    /// Whether the transaction asked about is pending.
+    pub pending: bool,
+}
+
+/// Reads the mempool (and whether transaction `tx` is pending).
+#[derive(Message)]
+#[rtype(result = "MempoolView")]
+pub struct ReadMempool {
+    /// The transaction asked about.
+    pub tx: Option<Hash>,
+}
+
+impl Handler<ReadMempool> for Mempool {
+    type Result = MessageResult<ReadMempool>;
+
+    fn handle(&mut self, msg: ReadMempool, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(MempoolView {
+            len: self.pool.len(),
+            pending: msg.tx.is_some_and(|h| self.pool.contains(&h)),
+        })
+    }
+}

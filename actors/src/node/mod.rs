@@ -1,0 +1,229 @@
+//! The running node: its actors, how they are wired, and its life from start to shutdown.
+//!
+//! ```text
+//! admin line ─► Admin ─► Mempool ──(gossip)──► Network ─► PeerConnection ─► peers
+//!                          ▲  │ batch                          │
+//! peers ─► PeerConnection ─┼──┴─────────────► ConsensusEngine ◄┘ (consensus, blocks)
+//!                          │                    │ votes: fsync, then send
+//!                          │                    ▼ committed blocks, in order
+//!                          └── committed ── StateActor ──► BlockStore (fsync per block)
+//! ```
+
+pub mod block_store;
+pub mod consensus;
+pub mod mempool;
+pub mod messages;
+pub mod network;
+pub mod peer;
+pub mod state;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext, Context};
+use almagill::config::NodeConfig;
+use almagill::consensus::{Config, Pbft, Restored};
+use almagill::crypto::{Address, Keypair};
+use almagill::genesis::Genesis;
+use almagill::ledger::Ledger;
+use almagill::mempool::{Limits, Pool};
+use anyhow::{Context as _, Result};
+use tracing::info;
+
+use crate::files;
+use crate::store::{ChainStore, VoteStore};
+
+use self::block_store::BlockStore;
+use self::consensus::ConsensusEngine;
+use self::mempool::Mempool;
+use self::network::{Me, Network};
+use self::peer::Routes;
+use self::state::StateActor;
+
+/// Everything a node loads before it starts: checked files, recovered storage, bound ports.
+pub struct Loaded {
+    /// The node's configuration.
+    pub config: NodeConfig,
+    /// The chain's genesis.
+    pub genesis: Genesis,
+    /// The validator key.
+    pub key: Keypair,
+    /// Keys the admin port may sign with, by address (the node's own included).
+    pub wallets: HashMap<Address, Keypair>,
+}
+
+/// Loads and checks the configuration, genesis and keys named by `config_path`.
+pub fn load(config_path: &Path) -> Result<Loaded> {
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let config = NodeConfig::from_toml(&files::read_text(config_path, "node config")?, base)
+        .with_context(|| format!("{}", config_path.display()))?;
+    let genesis = files::load_genesis(&config.genesis)?;
+    let key = files::load_key(&config.key_file)?;
+    let mut wallets = HashMap::new();
+    wallets.insert(key.address(), key.clone());
+    for path in &config.wallets {
+        let wallet = files::load_key(path)?;
+        wallets.insert(wallet.address(), wallet);
+    }
+    Ok(Loaded {
+        config,
+        genesis,
+        key,
+        wallets,
+    })
+}
+
+/// Runs the node until SIGINT or SIGTERM, then stops cleanly (storage is fsynced at every
+/// write, so stopping is closing sockets). Errors before start-up (a bad file, a port in
+/// use, corrupt storage) are returned; the process exits non-zero on them.
+pub fn run(loaded: Loaded) -> Result<()> {
+    let Loaded {
+        config,
+        genesis,
+        key,
+        wallets,
+    } = loaded;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let chain = ChainStore::open(&config.data_dir, genesis.hash())
+        .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
+    let (votes, records) = VoteStore::open(&config.data_dir)
+        .with_context(|| format!("cannot open the vote log in {}", config.data_dir.display()))?;
+
+    let mut ledger = Ledger::from_genesis(&genesis);
+    let genesis_state_root = ledger.state_root();
+    let mut txs = HashMap::new();
+    let mut roots = vec![genesis_state_root];
+    for (block, _) in chain.blocks() {
+        StateActor::apply(&mut ledger, &mut txs, &mut roots, block)
+            .context("the stored chain does not execute")?;
+    }
+    let last_hash = chain.last_hash().unwrap_or_else(|| genesis.hash());
+    info!(target: "node", node = %config.name, height = chain.height(), "recovered from disk");
+
+    let peer_listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen for peers on {}", config.listen))?;
+    let admin_listener = std::net::TcpListener::bind(config.admin)
+        .with_context(|| format!("cannot listen for admin on {}", config.admin))?;
+
+    let restored = Restored {
+        committed: chain.height(),
+        last_hash,
+        executed: ledger.height(),
+        validators: ledger
+            .validator_epochs()
+            .map(|(epoch, set)| (epoch, set.clone()))
+            .collect(),
+        records,
+    };
+    let core_config = Config {
+        chain_id: genesis.chain_id.clone(),
+        key: Some(key.clone()),
+        params: genesis.consensus.clone(),
+        epoch_length: genesis.epoch_length,
+        genesis_hash: genesis.hash(),
+        genesis_state_root,
+    };
+    let names: HashMap<Address, String> = genesis
+        .accounts
+        .iter()
+        .map(|a| (a.address, a.name.clone()))
+        .collect();
+
+    let system = actix::System::new();
+    system.block_on(async move {
+        let engine_ctx = Context::<ConsensusEngine>::new();
+        let state_ctx = Context::<StateActor>::new();
+        let mempool_ctx = Context::<Mempool>::new();
+        let network_ctx = Context::<Network>::new();
+        let (engine, state, mempool, network) = (
+            engine_ctx.address(),
+            state_ctx.address(),
+            mempool_ctx.address(),
+            network_ctx.address(),
+        );
+        let store = BlockStore { chain }.start();
+        let me = Me {
+            key: Arc::new(key.clone()),
+            chain_id: genesis.chain_id.as_str().into(),
+            genesis: genesis.hash(),
+        };
+        let routes = Routes {
+            engine: engine.clone(),
+            mempool: mempool.clone(),
+            store: store.clone(),
+            network: network.clone(),
+        };
+        network_ctx.run(Network::new(me, config.peers.clone(), routes, peer_listener));
+        let (pbft, initial) = Pbft::new(core_config, restored, consensus::now_ms());
+        let shared_ledger = Arc::new(ledger.clone());
+        mempool_ctx.run(Mempool {
+            pool: Pool::new(Limits::default()),
+            ledger: shared_ledger,
+            chain_id: genesis.chain_id.clone(),
+            network: network.clone(),
+            engine: engine.clone(),
+        });
+        state_ctx.run(StateActor {
+            ledger,
+            txs,
+            roots,
+            store: store.clone(),
+            engine: engine.clone(),
+            mempool: mempool.clone(),
+        });
+        engine_ctx.run(ConsensusEngine {
+            pbft,
+            votes,
+            names,
+            network: network.clone(),
+            mempool: mempool.clone(),
+            state: state.clone(),
+            timers: HashMap::new(),
+            fetched: Default::default(),
+            initial: Some(initial),
+        });
+        crate::admin::server::start(
+            admin_listener,
+            crate::admin::server::Backend {
+                name: config.name.clone(),
+                address: key.address(),
+                genesis: Arc::new(genesis),
+                wallets: Arc::new(wallets),
+                engine,
+                state,
+                mempool,
+                network,
+                store,
+            },
+        );
+        info!(target: "node", node = %config.name, listen = %config.listen, admin = %config.admin, "started");
+        actix_rt::spawn(async {
+            wait_for_shutdown().await;
+            info!(target: "node", "shutting down");
+            actix::System::current().stop();
+        });
+    });
+    let code = system.run_with_code().context("the node's runtime failed")?;
+    if code != 0 {
+        anyhow::bail!("the node stopped on an error (exit code {code}); see the log");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

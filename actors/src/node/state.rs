@@ -1,0 +1,154 @@
+//! StateActor: the ledger (the DataObject). Executes committed blocks in order, exactly once,
+//! and answers questions about committed state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use almagill::crypto::{Address, Hash};
+use almagill::ledger::{Account, Ledger};
+use almagill::validators::ValidatorSet;
+use tracing::{debug, error};
+
+use crate::node::block_store::BlockStore;
+use crate::node::consensus::ConsensusEngine;
+use crate::node::mempool::Mempool;
+use crate::node::messages::{Append, Committed, Execute, Executed};
+
+/// Where a transaction ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Applied in the block at this height.
+    Committed(u64),
+    /// Recorded as failed in the block at this height, with the reason's code.
+    Failed(u64, &'static str),
+}
+
+/// The ledger and what the node knows about executed blocks.
+pub struct StateActor {
+    /// Committed state.
+    pub ledger: Ledger,
+    /// Every executed transaction's outcome.
+    pub txs: HashMap<Hash, TxOutcome>,
+    /// The state root after each height (index 0 is genesis).
+    pub roots: Vec<Hash>,
+    /// Where committed blocks are stored.
+    pub store: Addr<BlockStore>,
+    /// Told of each executed block.
+    pub engine: Addr<ConsensusEngine>,
+    /// Told of each new committed state.
+    pub mempool: Addr<Mempool>,
+}
+
+impl StateActor {
+    /// Applies one block to `ledger`, recording outcomes: used both live and when replaying
+    /// the stored chain at start.
+    pub fn apply(
+        ledger: &mut Ledger,
+        txs: &mut HashMap<Hash, TxOutcome>,
+        roots: &mut Vec<Hash>,
+        block: &almagill::block::Block,
+    ) -> Result<almagill::ledger::BlockOutcome, almagill::ledger::LedgerError> {
+        let height = block.height();
+        let outcome = ledger.apply_block(height, &block.txs)?;
+        for (tx, result) in block.txs.iter().zip(&outcome.results) {
+            let status = match result {
+                Ok(()) => TxOutcome::Committed(height),
+                Err(e) => TxOutcome::Failed(height, e.code()),
+            };
+            txs.insert(tx.hash(), status);
+        }
+        roots.push(outcome.state_root);
+        Ok(outcome)
+    }
+}
+
+impl Actor for StateActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Execute> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Execute, _: &mut Context<Self>) {
+        let height = msg.block.height();
+        if height != self.ledger.height() + 1 {
+            return;
+        }
+        match Self::apply(&mut self.ledger, &mut self.txs, &mut self.roots, &msg.block) {
+            Ok(outcome) => {
+                debug!(target: "state", height, root = %outcome.state_root, "executed");
+                self.engine.do_send(Executed {
+                    height,
+                    state_root: outcome.state_root,
+                    next_validators: outcome.new_validators,
+                });
+                self.mempool.do_send(Committed {
+                    txs: msg.block.txs.clone(),
+                    ledger: Arc::new(self.ledger.clone()),
+                });
+                self.store.do_send(Append {
+                    block: msg.block,
+                    certificate: msg.certificate,
+                });
+            }
+            Err(e) => error!(target: "state", "cannot execute block {height}: {e}"),
+        }
+    }
+}
+
+/// A snapshot of committed state for the admin port.
+pub struct StateView {
+    /// Height of the last executed block.
+    pub height: u64,
+    /// The account asked for, if any.
+    pub account: Option<Account>,
+    /// Sum of all balances and stakes.
+    pub total_supply: u128,
+    /// The genesis supply.
+    pub genesis_supply: u128,
+    /// The validators for the next block.
+    pub validators: Option<ValidatorSet>,
+}
+
+/// Reads committed state (about `account`, if given).
+#[derive(Message)]
+#[rtype(result = "StateView")]
+pub struct ReadState(pub Option<Address>);
+
+impl Handler<ReadState> for StateActor {
+    type Result = MessageResult<ReadState>;
+
+    fn handle(&mut self, msg: ReadState, _: &mut Context<Self>) -> Self::Result {
+        let height = self.ledger.height();
+        MessageResult(StateView {
+            height,
+            account: msg.0.and_then(|a| self.ledger.account(&a).copied()),
+            total_supply: self.ledger.total_supply(),
+            genesis_supply: self.ledger.genesis_supply(),
+            validators: self.ledger.validators_for(height + 1).cloned(),
+        })
+    }
+}
+
+/// Where a transaction ended up, if it has been executed; and the state root at a height.
+#[derive(Message)]
+#[rtype(result = "(Option<TxOutcome>, Option<Hash>)")]
+pub struct ReadTx {
+    /// The transaction asked about.
+    pub tx: Option<Hash>,
+    /// The height whose state root is wanted.
+    pub root_at: Option<u64>,
+}
+
+impl Handler<ReadTx> for StateActor {
+    type Result = MessageResult<ReadTx>;
+
+    fn handle(&mut self, msg: ReadTx, _: &mut Context<Self>) -> Self::Result {
+        let outcome = msg.tx.and_then(|h| self.txs.get(&h).copied());
+        let root = msg
+            .root_at
+            .and_then(|h| self.roots.get(h as usize).copied());
+        MessageResult((outcome, root))
+    }
+}
