@@ -202,8 +202,8 @@ fn silent_validator_over_a_third_halts_progress() {
     world.run_until(world.now + 3_000);
     let stalled: Vec<u64> = (0..2).map(|i| world.nodes[i].height()).collect();
     world.run_until(world.now + 30_000);
-    for i in 0..2 {
-        assert_eq!(world.nodes[i].height(), stalled[i], "{}", world.summary());
+    for (node, height) in world.nodes.iter().zip(&stalled) {
+        assert_eq!(node.height(), *height, "{}", world.summary());
     }
 }
 

@@ -291,8 +291,8 @@ impl World {
     /// Starts the workload: `rate` random transfers per second between bank accounts.
     pub fn start_workload(&mut self, rate: u64) {
         self.tx_rate = rate;
-        if rate > 0 {
-            self.schedule(self.now + 1000 / rate, Event::Workload);
+        if let Some(gap) = 1000u64.checked_div(rate) {
+            self.schedule(self.now + gap, Event::Workload);
         }
     }
 

@@ -46,6 +46,10 @@ pub struct ConsensusEngine {
     pub timers: HashMap<TimerKind, SpawnHandle>,
     /// Blocks fetched from peers, waiting to be fed to the core in height order.
     pub fetched: BTreeMap<u64, (Block, CommitCertificate)>,
+    /// The height catch-up is fetching up to.
+    pub sync_to: u64,
+    /// The height the ledger has executed.
+    pub executed: u64,
     /// Actions the core returned when it was built, carried out once the actor starts.
     pub initial: Option<Actions>,
 }
@@ -78,6 +82,10 @@ impl ConsensusEngine {
             }
         }
         for (target, message) in actions.messages {
+            if let almagill::consensus::Message::Vote(vote) = &message {
+                let t = vote.payload;
+                debug!(target: "consensus", height = t.height, view = t.view, phase = ?t.phase, "vote");
+            }
             self.network.do_send(Outbound { target, message });
         }
         for (block, certificate) in actions.commits {
@@ -114,6 +122,7 @@ impl ConsensusEngine {
         }
         if let Some((from, to)) = actions.sync_request {
             info!(target: "consensus", from, to, "catching up");
+            self.sync_to = self.sync_to.max(to);
             self.network.do_send(Fetch { from, to });
         }
     }
@@ -169,6 +178,7 @@ impl Handler<Executed> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Executed, ctx: &mut Context<Self>) {
+        self.executed = msg.height;
         self.step(
             Input::Executed {
                 height: msg.height,
@@ -177,6 +187,37 @@ impl Handler<Executed> for ConsensusEngine {
             },
             ctx,
         );
+        if !self.fetched.is_empty() {
+            self.feed_fetched(ctx);
+        }
+    }
+}
+
+impl ConsensusEngine {
+    /// Feeds fetched blocks to the core in height order while it takes them (a block whose
+    /// epoch's validators are not known yet waits for execution to catch up), then asks for
+    /// more if catch-up is not done.
+    fn feed_fetched(&mut self, ctx: &mut Context<Self>) {
+        while let Some((block, certificate)) = self.fetched.remove(&(self.pbft.committed() + 1)) {
+            let before = self.pbft.committed();
+            self.step(Input::Synced { block: block.clone(), certificate: certificate.clone() }, ctx);
+            if self.pbft.committed() == before {
+                // Refused. If execution is not behind, the validators were known and the
+                // block is bad: drop it and fetch again. Otherwise wait for execution.
+                if self.executed < before {
+                    self.fetched.insert(before + 1, (block, certificate));
+                }
+                break;
+            }
+        }
+        let committed = self.pbft.committed();
+        self.fetched = self.fetched.split_off(&(committed + 1));
+        if self.fetched.is_empty() && committed < self.sync_to {
+            self.network.do_send(Fetch {
+                from: committed + 1,
+                to: self.sync_to,
+            });
+        }
     }
 }
 
@@ -192,15 +233,7 @@ impl Handler<Fetched> for ConsensusEngine {
                 self.fetched.insert(height, (block, certificate));
             }
         }
-        while let Some((block, certificate)) = self.fetched.remove(&(self.pbft.committed() + 1)) {
-            let before = self.pbft.committed();
-            self.step(Input::Synced { block, certificate }, ctx);
-            if self.pbft.committed() == before {
-                break;
-            }
-        }
-        let committed = self.pbft.committed();
-        self.fetched = self.fetched.split_off(&(committed + 1));
+        self.feed_fetched(ctx);
     }
 }
 

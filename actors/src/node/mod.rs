@@ -101,6 +101,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
             .context("the stored chain does not execute")?;
     }
     let last_hash = chain.last_hash().unwrap_or_else(|| genesis.hash());
+    let chain_height = chain.height();
     info!(target: "node", node = %config.name, height = chain.height(), "recovered from disk");
 
     let peer_listener = std::net::TcpListener::bind(config.listen)
@@ -183,6 +184,8 @@ pub fn run(loaded: Loaded) -> Result<()> {
             state: state.clone(),
             timers: HashMap::new(),
             fetched: Default::default(),
+            sync_to: 0,
+            executed: chain_height,
             initial: Some(initial),
         });
         crate::admin::server::start(

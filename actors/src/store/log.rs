@@ -81,10 +81,11 @@ pub enum StoreError {
         /// Which invariant the append breaks.
         reason: String,
     },
-    /// An earlier write failed and its partial bytes could not be cut off again, so further
-    /// appends could land after garbage.
+    /// An earlier write or fsync failed in a way that leaves the file's contents uncertain
+    /// (partial bytes that could not be cut off, or an fsync error), so further appends are
+    /// refused until the log is reopened and rescanned.
     #[error(
-        "an earlier write to {} failed and could not be undone; restart to recover",
+        "an earlier write to {} failed and left it uncertain; restart to reopen and rescan it",
         path.display()
     )]
     Unusable {
@@ -140,7 +141,7 @@ pub struct Log {
     path: PathBuf,
     /// Length of the valid records: where the next one goes.
     len: u64,
-    /// Set when a failed write could not be undone: appends are refused from then on.
+    /// Set when a failed write or fsync left the file uncertain: appends are refused.
     unusable: bool,
 }
 
@@ -198,21 +199,22 @@ impl Log {
             return Ok(());
         }
         let buf = frame(&self.path, bodies)?;
-        let written = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
-        if let Err(source) = written {
-            // Cut off whatever part of the batch reached the file, so the next append does
-            // not land after a partial record (which would read back as corruption).
-            if self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_data())
-                .is_err()
-            {
-                self.unusable = true;
-            }
+        let written = match self.file.write_all(&buf) {
+            Ok(()) => self.file.sync_data().map_err(|e| (e, true)),
+            Err(e) => Err((e, false)),
+        };
+        if let Err((source, sync_failed)) = written {
+            // After a failed fsync, what reached the disk is unknowable (and a retried fsync
+            // may report success falsely), so the log refuses further appends; a restart
+            // rescans the file. After a failed write, cut off whatever part of the batch
+            // reached the file, so the next append does not land after a partial record.
+            let undone = !sync_failed
+                && self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.sync_data())
+                    .is_ok();
+            self.unusable |= !undone;
             return Err(StoreError::Io {
                 op: "append to",
                 path: self.path.clone(),
@@ -679,6 +681,27 @@ mod tests {
         let (_, recovered) = read_back(&path);
         assert_eq!(only_bodies(&recovered), vec![b"old".to_vec()]);
         assert!(!temp.exists(), "open removes the stale temp file");
+    }
+
+    #[test]
+    fn failed_replace_keeps_the_log_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.log");
+        let (mut log, _) = read_back(&path);
+        log.append(&[b"old"]).unwrap();
+        let big = vec![0u8; MAX_ENCODED_BYTES + 1];
+        // Failing before the rename leaves the same file in place and appendable.
+        assert!(log.replace(&[&big]).is_err());
+        log.append(&[b"more"]).unwrap();
+        log.replace(&[b"new"]).unwrap();
+        log.append(&[b"after"]).unwrap();
+        assert_eq!(log.len(), fs::metadata(&path).unwrap().len());
+        drop(log);
+        let (_, recovered) = read_back(&path);
+        assert_eq!(
+            only_bodies(&recovered),
+            vec![b"new".to_vec(), b"after".to_vec()]
+        );
     }
 
     #[test]
