@@ -7,8 +7,5 @@
 //! clock and no node state, so every corner of the contract is unit-tested here. The server
 //! that reads lines, asks the node's actors and writes the answers builds on it.
 
-// used by the admin server (in progress)
-#![allow(dead_code)]
-
 pub mod protocol;
 pub mod server;

@@ -144,14 +144,13 @@ async fn serve(stream: TcpStream, backend: &Backend) -> std::io::Result<()> {
 }
 
 fn internal(e: actix::MailboxError) -> AdminError {
-    AdminError::new("internal", format!("the node could not answer: {e}"))
+    AdminError::internal(format!("the node could not answer: {e}"))
 }
 
 fn unknown_account(address: &Address) -> AdminError {
-    AdminError::new(
-        "unknown_account",
-        format!("{address} is not an account; create it with CREATE"),
-    )
+    AdminError::unknown_account(format!(
+        "{address} is not an account; create it with CREATE"
+    ))
 }
 
 async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, AdminError> {
@@ -179,7 +178,7 @@ async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, Ad
 }
 
 fn not_found(hash: &Hash) -> AdminError {
-    AdminError::new("not_found", format!("no transaction {hash} is known here"))
+    AdminError::not_found(format!("no transaction {hash} is known here"))
 }
 
 async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminError> {
@@ -189,7 +188,11 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
         Command::Quit => Ok(protocol::bye_json()),
         Command::Status => status(backend).await,
         Command::Balance { address } => {
-            let view = backend.state.send(ReadState(Some(address))).await.map_err(internal)?;
+            let view = backend
+                .state
+                .send(ReadState(Some(address)))
+                .await
+                .map_err(internal)?;
             let account = view.account.ok_or_else(|| unknown_account(&address))?;
             Ok(protocol::balance_json(&address, &account))
         }
@@ -202,16 +205,30 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
                 .map_err(|e| AdminError::new(e.code(), e.to_string()))?;
             Ok(protocol::tx_admitted_json(&hash))
         }
-        Command::Send { from, to, amount } => sign(backend, from, TxKind::Transfer { to, amount }).await,
+        Command::Send { from, to, amount } => {
+            sign(backend, from, TxKind::Transfer { to, amount }).await
+        }
         Command::Create {
             from,
             new_account,
             amount,
-        } => sign(backend, from, TxKind::CreateAccount { new_account, amount }).await,
+        } => {
+            sign(
+                backend,
+                from,
+                TxKind::CreateAccount {
+                    new_account,
+                    amount,
+                },
+            )
+            .await
+        }
         Command::Stake { from, amount } => sign(backend, from, TxKind::Stake { amount }).await,
         Command::Unstake { from, amount } => sign(backend, from, TxKind::Unstake { amount }).await,
         Command::Tx { hash } => {
-            let status = tx_status(backend, hash).await?.ok_or_else(|| not_found(&hash))?;
+            let status = tx_status(backend, hash)
+                .await?
+                .ok_or_else(|| not_found(&hash))?;
             Ok(protocol::tx_json(&hash, &status))
         }
         Command::Wait { hash, timeout_ms } => {
@@ -223,10 +240,9 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
                         tokio::time::sleep(WAIT_POLL).await;
                     }
                     Some(TxStatus::Pending) => {
-                        return Err(AdminError::new(
-                            "timeout",
-                            format!("{hash} is still pending after {timeout_ms} ms"),
-                        ))
+                        return Err(AdminError::timeout(format!(
+                            "{hash} is still pending after {timeout_ms} ms"
+                        )))
                     }
                     Some(status) => return Ok(protocol::tx_json(&hash, &status)),
                 }
@@ -234,10 +250,14 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
         }
         Command::Block { at } => block(backend, at).await,
         Command::Validators => {
-            let view = backend.state.send(ReadState(None)).await.map_err(internal)?;
+            let view = backend
+                .state
+                .send(ReadState(None))
+                .await
+                .map_err(internal)?;
             let set = view
                 .validators
-                .ok_or_else(|| AdminError::new("internal", "the validator set is not known yet"))?;
+                .ok_or_else(|| AdminError::internal("the validator set is not known yet"))?;
             Ok(protocol::validators_json(&set))
         }
         Command::Peers => {
@@ -253,8 +273,15 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
             Ok(protocol::peers_json(&views))
         }
         Command::Supply => {
-            let view = backend.state.send(ReadState(None)).await.map_err(internal)?;
-            Ok(protocol::supply_json(view.total_supply, view.genesis_supply))
+            let view = backend
+                .state
+                .send(ReadState(None))
+                .await
+                .map_err(internal)?;
+            Ok(protocol::supply_json(
+                view.total_supply,
+                view.genesis_supply,
+            ))
         }
     }
 }
@@ -262,9 +289,11 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
 /// Signs a transaction of `kind` from `from` with a key the node holds, choosing the next
 /// nonce inside the mempool so concurrent requests never reuse one.
 async fn sign(backend: &Backend, from: Address, kind: TxKind) -> Result<Value, AdminError> {
-    let key = backend.wallets.get(&from).cloned().ok_or_else(|| {
-        AdminError::new("no_key", format!("this node holds no key for {from}"))
-    })?;
+    let key = backend
+        .wallets
+        .get(&from)
+        .cloned()
+        .ok_or_else(|| AdminError::no_key(format!("this node holds no key for {from}")))?;
     let hash = backend
         .mempool
         .send(SignAndSubmit { key, kind })
@@ -282,7 +311,11 @@ async fn status(backend: &Backend) -> Result<Value, AdminError> {
         .send(ReadMempool { tx: None })
         .await
         .map_err(internal)?;
-    let state = backend.state.send(ReadState(None)).await.map_err(internal)?;
+    let state = backend
+        .state
+        .send(ReadState(None))
+        .await
+        .map_err(internal)?;
     let view = StatusView {
         node: backend.name.clone(),
         address: backend.address,
@@ -299,12 +332,17 @@ async fn status(backend: &Backend) -> Result<Value, AdminError> {
 }
 
 async fn block(backend: &Backend, at: BlockRef) -> Result<Value, AdminError> {
-    let executed = backend.state.send(ReadState(None)).await.map_err(internal)?.height;
+    let executed = backend
+        .state
+        .send(ReadState(None))
+        .await
+        .map_err(internal)?
+        .height;
     let height = match at {
         BlockRef::Latest => executed,
         BlockRef::Height(height) => height,
     };
-    let missing = || AdminError::new("not_found", format!("no block at height {height} here"));
+    let missing = || AdminError::not_found(format!("no block at height {height} here"));
     if height == 0 || height > executed {
         return Err(missing());
     }

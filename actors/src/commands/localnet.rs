@@ -24,7 +24,10 @@ fn node_configs(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     configs.sort();
     if configs.is_empty() {
-        bail!("{} holds no node*.toml; make one with `almagill testnet`", dir.display());
+        bail!(
+            "{} holds no node*.toml; make one with `almagill testnet`",
+            dir.display()
+        );
     }
     Ok(configs)
 }

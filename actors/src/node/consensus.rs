@@ -15,7 +15,7 @@ use tracing::{debug, error, info};
 
 use crate::node::mempool::Mempool;
 use crate::node::messages::{
-    Batch, Executed, Fetch, Fetched, Inbound, Outbound, RequestBatch, Execute,
+    Batch, Execute, Executed, Fetch, Fetched, Inbound, Outbound, RequestBatch,
 };
 use crate::node::network::Network;
 use crate::node::state::StateActor;
@@ -200,7 +200,13 @@ impl ConsensusEngine {
     fn feed_fetched(&mut self, ctx: &mut Context<Self>) {
         while let Some((block, certificate)) = self.fetched.remove(&(self.pbft.committed() + 1)) {
             let before = self.pbft.committed();
-            self.step(Input::Synced { block: block.clone(), certificate: certificate.clone() }, ctx);
+            self.step(
+                Input::Synced {
+                    block: block.clone(),
+                    certificate: certificate.clone(),
+                },
+                ctx,
+            );
             if self.pbft.committed() == before {
                 // Refused. If execution is not behind, the validators were known and the
                 // block is bad: drop it and fetch again. Otherwise wait for execution.

@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
+};
 use almagill::crypto::{self, Hash, Keypair, SignedMessage};
 use almagill::ledger::{Ledger, TxError};
 use almagill::mempool::{AdmitError, Pool};
@@ -44,7 +46,10 @@ impl Handler<Submit> for Mempool {
     type Result = Result<Hash, AdmitError>;
 
     fn handle(&mut self, msg: Submit, _: &mut Context<Self>) -> Self::Result {
-        let verified = !matches!(msg.0.verify(&self.chain_id), Err(TxFormatError::InvalidSignature));
+        let verified = !matches!(
+            msg.0.verify(&self.chain_id),
+            Err(TxFormatError::InvalidSignature)
+        );
         let hash = self.pool.admit(msg.0.clone(), verified, &self.ledger)?;
         self.network.do_send(Gossip(vec![msg.0]));
         Ok(hash)
@@ -67,7 +72,10 @@ impl Handler<PeerTxs> for Mempool {
         }
         let chain_id = self.chain_id.clone();
         let check = actix_rt::task::spawn_blocking(move || {
-            let messages: Vec<Vec<u8>> = fresh.iter().map(|tx| tx.signing_message(&chain_id)).collect();
+            let messages: Vec<Vec<u8>> = fresh
+                .iter()
+                .map(|tx| tx.signing_message(&chain_id))
+                .collect();
             let items: Vec<SignedMessage<'_>> = fresh
                 .iter()
                 .zip(&messages)

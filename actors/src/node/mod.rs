@@ -209,7 +209,9 @@ pub fn run(loaded: Loaded) -> Result<()> {
             actix::System::current().stop();
         });
     });
-    let code = system.run_with_code().context("the node's runtime failed")?;
+    let code = system
+        .run_with_code()
+        .context("the node's runtime failed")?;
     if code != 0 {
         anyhow::bail!("the node stopped on an error (exit code {code}); see the log");
     }

@@ -83,7 +83,9 @@ impl Network {
             .peers
             .iter()
             .filter(|p| me < p.address)
-            .filter(|p| !self.connections.contains_key(&p.address) && !self.dialing.contains(&p.address))
+            .filter(|p| {
+                !self.connections.contains_key(&p.address) && !self.dialing.contains(&p.address)
+            })
             .filter(|p| self.retry.get(&p.address).is_none_or(|(at, _)| *at <= now))
             .cloned()
             .collect();
@@ -188,7 +190,9 @@ impl Actor for Network {
                 ctx.stop();
             }
         }
-        ctx.run_interval(Duration::from_millis(200), |network, ctx| network.dial_due(ctx));
+        ctx.run_interval(Duration::from_millis(200), |network, ctx| {
+            network.dial_due(ctx)
+        });
     }
 }
 
@@ -240,9 +244,12 @@ impl Handler<Dialed> for Network {
                 let backoff = self
                     .retry
                     .get(&msg.peer)
-                    .map_or(Duration::from_millis(200), |(_, b)| (*b * 2).min(MAX_BACKOFF));
+                    .map_or(Duration::from_millis(200), |(_, b)| {
+                        (*b * 2).min(MAX_BACKOFF)
+                    });
                 debug!(target: "network", peer = %self.name(&msg.peer), "cannot connect ({e}); retry in {backoff:?}");
-                self.retry.insert(msg.peer, (Instant::now() + backoff, backoff));
+                self.retry
+                    .insert(msg.peer, (Instant::now() + backoff, backoff));
             }
         }
     }
@@ -262,7 +269,11 @@ impl Handler<Disconnected> for Network {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnected, _: &mut Context<Self>) {
-        if self.connections.get(&msg.peer).is_some_and(|(id, _)| *id == msg.id) {
+        if self
+            .connections
+            .get(&msg.peer)
+            .is_some_and(|(id, _)| *id == msg.id)
+        {
             self.connections.remove(&msg.peer);
             info!(target: "network", peer = %self.name(&msg.peer), "disconnected");
         }
@@ -303,7 +314,11 @@ impl Handler<Fetch> for Network {
             let to = msg.to.min(from + FETCH_CHUNK - 1);
             self.next_fetch = (self.next_fetch + 1) % peers.len();
             let frame = wire::encode(&Wire::GetBlocks { from, to });
-            self.send(Target::One(peers[self.next_fetch]), frame, Priority::Consensus);
+            self.send(
+                Target::One(peers[self.next_fetch]),
+                frame,
+                Priority::Consensus,
+            );
             from = to + 1;
         }
     }

@@ -8,7 +8,10 @@
 
 use std::io;
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture, ActorFutureExt};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
+    StreamHandler, WrapFuture,
+};
 use almagill::crypto::Address;
 use almagill::encoding;
 use bytes::{Bytes, BytesMut};
@@ -79,7 +82,13 @@ pub struct PeerConnection {
 
 impl PeerConnection {
     /// Takes over a connection whose handshake succeeded; spawns its writer task.
-    pub fn new(peer: Address, id: u64, name: String, connection: Connection, routes: Routes) -> Self {
+    pub fn new(
+        peer: Address,
+        id: u64,
+        name: String,
+        connection: Connection,
+        routes: Routes,
+    ) -> Self {
         let (mut sink, reader) = connection.split();
         let (consensus, mut consensus_rx) = mpsc::channel::<Bytes>(CONSENSUS_QUEUE);
         let (gossip, mut gossip_rx) = mpsc::channel::<Bytes>(GOSSIP_QUEUE);
