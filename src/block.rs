@@ -10,10 +10,10 @@
 use bincode::{Decode, Encode};
 use thiserror::Error;
 
-use crate::crypto::{self, domain, Address, Hash, SignedMessage};
+use crate::crypto::{domain, Address, Hash};
 use crate::encoding;
 use crate::merkle;
-use crate::tx::{Transaction, TxFormatError};
+use crate::tx::{verify_signatures, Transaction, TxFormatError};
 
 /// The header of a proposal: what consensus votes on (through its digest).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -150,22 +150,7 @@ impl Proposal {
             tx.check_format()
                 .map_err(|error| BlockError::BadTx { index, error })?;
         }
-        let messages: Vec<Vec<u8>> = self
-            .txs
-            .iter()
-            .map(|tx| tx.signing_message(chain_id))
-            .collect();
-        let items: Vec<SignedMessage<'_>> = self
-            .txs
-            .iter()
-            .zip(&messages)
-            .map(|(tx, message)| SignedMessage {
-                signer: tx.body.from,
-                message,
-                signature: tx.signature,
-            })
-            .collect();
-        match crypto::first_invalid(&items) {
+        match verify_signatures(&self.txs, chain_id).iter().position(|ok| !ok) {
             Some(index) => Err(BlockError::BadTx {
                 index,
                 error: TxFormatError::InvalidSignature,

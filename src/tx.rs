@@ -144,3 +144,19 @@ impl Transaction {
         }
     }
 }
+
+/// Checks the signatures of many transactions as one batch; each answer is what the
+/// signature check of [`Transaction::verify`] would say for that transaction alone.
+pub fn verify_signatures(txs: &[Transaction], chain_id: &str) -> Vec<bool> {
+    let messages: Vec<Vec<u8>> = txs.iter().map(|tx| tx.signing_message(chain_id)).collect();
+    let items: Vec<crypto::SignedMessage<'_>> = txs
+        .iter()
+        .zip(&messages)
+        .map(|(tx, message)| crypto::SignedMessage {
+            signer: tx.body.from,
+            message,
+            signature: tx.signature,
+        })
+        .collect();
+    crypto::verify_batch(&items)
+}

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
 };
-use almagill::crypto::{self, Hash, Keypair, SignedMessage};
+use almagill::crypto::{Hash, Keypair};
 use almagill::ledger::{Ledger, TxError};
 use almagill::mempool::{AdmitError, Pool};
-use almagill::tx::{Transaction, TxBody, TxFormatError, TxKind};
+use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError, TxKind};
 use tracing::debug;
 
 use crate::node::consensus::ConsensusEngine;
@@ -72,20 +72,7 @@ impl Handler<PeerTxs> for Mempool {
         }
         let chain_id = self.chain_id.clone();
         let check = actix_rt::task::spawn_blocking(move || {
-            let messages: Vec<Vec<u8>> = fresh
-                .iter()
-                .map(|tx| tx.signing_message(&chain_id))
-                .collect();
-            let items: Vec<SignedMessage<'_>> = fresh
-                .iter()
-                .zip(&messages)
-                .map(|(tx, message)| SignedMessage {
-                    signer: tx.body.from,
-                    message,
-                    signature: tx.signature,
-                })
-                .collect();
-            let valid = crypto::verify_batch(&items);
+            let valid = verify_signatures(&fresh, &chain_id);
             fresh.into_iter().zip(valid).collect::<Vec<_>>()
         });
         ctx.spawn(check.into_actor(self).map(|checked, mempool, _| {
