@@ -7,7 +7,6 @@ use almagill::certificate::{CommitCertificate, Phase};
 use almagill::crypto::Hash;
 use almagill::encoding;
 use bincode::{Decode, Encode};
-use tracing::warn;
 
 use super::{Log, StoreError};
 
@@ -52,14 +51,6 @@ impl ChainStore {
     pub fn open(dir: &Path, genesis: Hash) -> Result<ChainStore, StoreError> {
         let path = chain_path(dir);
         let (log, recovered) = Log::open(&path)?;
-        if recovered.truncated_bytes > 0 {
-            warn!(
-                target: "store",
-                file = %path.display(),
-                bytes = recovered.truncated_bytes,
-                "cut off an unfinished write at the end of the chain log"
-            );
-        }
         let mut store = ChainStore {
             log,
             genesis,

@@ -172,6 +172,12 @@ impl Log {
             file.set_len(valid_len)
                 .map_err(StoreError::io("truncate the torn tail of", path))?;
             file.sync_all().map_err(StoreError::io("sync", path))?;
+            tracing::warn!(
+                target: "store",
+                file = %path.display(),
+                bytes = truncated_bytes,
+                "cut off an unfinished write at the end of the log"
+            );
         }
         let log = Log {
             file,

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use almagill::consensus::Record;
 use almagill::encoding;
-use tracing::warn;
 
 use super::{Log, StoreError};
 
@@ -40,14 +39,6 @@ impl VoteStore {
     pub fn open(dir: &Path) -> Result<(VoteStore, Vec<Record>), StoreError> {
         let path = votes_path(dir);
         let (log, recovered) = Log::open(&path)?;
-        if recovered.truncated_bytes > 0 {
-            warn!(
-                target: "store",
-                file = %path.display(),
-                bytes = recovered.truncated_bytes,
-                "cut off an unfinished write at the end of the vote log"
-            );
-        }
         let mut records = Vec::with_capacity(recovered.records.len());
         for record in recovered.records {
             let decoded: Record = encoding::decode(&record.body).map_err(|e| {
