@@ -1180,3 +1180,66 @@ proptest! {
         assert_every_bit_flip_invalidates_statement(&vote)?;
     }
 }
+
+/// A signature built by hand over a mixed-order key (a valid key plus a point of small
+/// order) and with a mixed-order nonce `R`: ZIP-215's cofactored check accepts it, and the
+/// batch check must say exactly the same as the single one, alone and among valid
+/// signatures, so no such signature can split validators.
+#[test]
+fn batch_agrees_with_single_on_mixed_order_keys_and_nonces() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    let message = crypto::signing_message(b"test\0", "chain", b"mixed order");
+    let a = Scalar::from_bytes_mod_order([7u8; 32]);
+    let r = Scalar::from_bytes_mod_order([9u8; 32]);
+    let mut forged = Vec::new();
+    for torsion in 1..8 {
+        for (key_torsion, nonce_torsion) in [(torsion, 0), (0, torsion), (torsion, torsion)] {
+            let key = (a * B + EIGHT_TORSION[key_torsion]).compress().to_bytes();
+            let nonce = (r * B + EIGHT_TORSION[nonce_torsion]).compress().to_bytes();
+            let k = Scalar::from_hash(
+                Sha512::new()
+                    .chain_update(nonce)
+                    .chain_update(key)
+                    .chain_update(&message),
+            );
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(&nonce);
+            signature[32..].copy_from_slice((r + k * a).as_bytes());
+            forged.push((Address(key), Signature(signature)));
+        }
+    }
+    let valid_key = almagill::crypto::Keypair::from_seed([3; 32]);
+    let valid = (
+        valid_key.address(),
+        valid_key.sign(b"test\0", "chain", b"mixed order"),
+    );
+    assert!(crypto::verify(&valid.0, &message, &valid.1));
+    let singles: Vec<bool> = forged
+        .iter()
+        .map(|(signer, signature)| crypto::verify(signer, &message, signature))
+        .collect();
+    assert!(
+        singles.iter().all(|ok| *ok),
+        "ZIP-215 accepts mixed-order keys and nonces"
+    );
+    let mut items: Vec<SignedMessage<'_>> = forged
+        .iter()
+        .map(|(signer, signature)| SignedMessage {
+            signer: *signer,
+            message: &message,
+            signature: *signature,
+        })
+        .collect();
+    assert_eq!(crypto::verify_batch(&items), singles);
+    items.push(SignedMessage {
+        signer: valid.0,
+        message: &message,
+        signature: valid.1,
+    });
+    let mut expected = singles.clone();
+    expected.push(true);
+    assert_eq!(crypto::verify_batch(&items), expected);
+}
