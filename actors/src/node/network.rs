@@ -2,7 +2,7 @@
 //! handshakes in progress), dials the ones it should (the lower key of a pair dials, with
 //! backoff), routes outgoing messages to connections, and asks peers for missing blocks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FETCH_CHUNK: u64 = 64;
 /// Peers asked at once when catching up.
 const FETCH_PEERS: usize = 3;
+/// Consensus frames kept for a configured peer while it is not connected, sent when it
+/// connects (the oldest are dropped first): a peer that is a moment late to connect, or
+/// reconnecting, does not miss the messages of that moment.
+const HELD_FRAMES: usize = 256;
 
 /// Who this node is on the network.
 #[derive(Clone)]
@@ -49,6 +53,8 @@ pub struct Network {
     connections: HashMap<Address, (u64, Addr<PeerConnection>)>,
     opened: u64,
     dialing: HashSet<Address>,
+    /// Consensus frames waiting for peers that are not connected.
+    held: HashMap<Address, VecDeque<bytes::Bytes>>,
     retry: HashMap<Address, (Instant, Duration)>,
     next_fetch: usize,
 }
@@ -64,6 +70,7 @@ impl Network {
             connections: HashMap::new(),
             opened: 0,
             dialing: HashSet::new(),
+            held: HashMap::new(),
             retry: HashMap::new(),
             next_fetch: 0,
         }
@@ -103,20 +110,27 @@ impl Network {
         }
     }
 
-    fn send(&self, target: Target, frame: bytes::Bytes, priority: Priority) {
-        match target {
-            Target::All => {
-                for (_, connection) in self.connections.values() {
-                    connection.do_send(Send {
-                        frame: frame.clone(),
-                        priority,
-                    });
+    fn send(&mut self, target: Target, frame: bytes::Bytes, priority: Priority) {
+        let peers: Vec<Address> = match target {
+            Target::All => self.peers.iter().map(|p| p.address).collect(),
+            Target::One(address) => vec![address],
+        };
+        for peer in peers {
+            match self.connections.get(&peer) {
+                Some((_, connection)) => connection.do_send(Send {
+                    frame: frame.clone(),
+                    priority,
+                }),
+                None if priority == Priority::Consensus
+                    && self.peers.iter().any(|p| p.address == peer) =>
+                {
+                    let held = self.held.entry(peer).or_default();
+                    if held.len() == HELD_FRAMES {
+                        held.pop_front();
+                    }
+                    held.push_back(frame.clone());
                 }
-            }
-            Target::One(address) => {
-                if let Some((_, connection)) = self.connections.get(&address) {
-                    connection.do_send(Send { frame, priority });
-                }
+                None => {}
             }
         }
     }
@@ -217,6 +231,12 @@ impl Handler<Connected> for Network {
         let id = self.opened;
         let connection =
             PeerConnection::new(msg.peer, id, name, msg.connection, self.routes.clone()).start();
+        for frame in self.held.remove(&msg.peer).unwrap_or_default() {
+            connection.do_send(Send {
+                frame,
+                priority: Priority::Consensus,
+            });
+        }
         self.connections.insert(msg.peer, (id, connection));
         self.retry.remove(&msg.peer);
     }
