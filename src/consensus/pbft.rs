@@ -899,7 +899,10 @@ impl Pbft {
         self.checkpoints = self.checkpoints.split_off(&(height + 1));
         self.voted.retain(|&(_, h, _), _| h > height);
         self.proposed_to = self.proposed_to.max(height);
-        let keep_from = self.epoch_of(self.committed.min(height) + 1);
+        // Keep the epoch of the checkpoint itself: view changes carry it as their proof,
+        // and it is checked against that epoch's validators (the one just ended, when the
+        // checkpoint is an epoch's last block).
+        let keep_from = self.epoch_of(self.committed.min(height));
         self.epochs = self.epochs.split_off(&keep_from);
         if height > self.committed {
             self.actions.sync_request = Some((self.committed + 1, height));

@@ -285,3 +285,25 @@ fn validator_set_changes_at_epoch_boundaries() {
         }
     }
 }
+
+/// A view change while the low watermark sits on an epoch's last block: the view changes
+/// carry that checkpoint, whose validators (the ended epoch's) must still be known, or no
+/// view change is ever valid again and the chain halts. Each validator in turn goes silent
+/// just as the first checkpoint at an epoch's end becomes stable.
+#[test]
+fn view_change_just_after_an_epoch_boundary() {
+    for silent in 0..4 {
+        let mut setup = Setup::equal(4);
+        setup.epoch_length = 8;
+        setup.params.checkpoint_interval = 4;
+        let mut world = World::new(41 + silent as u64, &setup);
+        world.start_workload(50);
+        while world.nodes.iter().any(|n| n.pbft.low() < 8) && world.now < 20_000 {
+            world.run_until(world.now + 5);
+        }
+        assert!(world.nodes.iter().all(|n| n.pbft.low() == 8), "{}", world.summary());
+        world.nodes[silent].behaviour = Behaviour::Silent;
+        let deadline = world.now + 60_000;
+        assert_progress(&mut world, deadline, 24);
+    }
+}

@@ -153,7 +153,20 @@ fn unknown_account(address: &Address) -> AdminError {
     ))
 }
 
+/// Where a transaction is. The mempool is asked first: the StateActor records a block's
+/// outcomes before it tells the mempool to drop the block's transactions, so a transaction
+/// the mempool no longer holds is already in the state if it was committed. (Asking in the
+/// other order could miss one that commits between the two questions.)
 async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, AdminError> {
+    let pending = backend
+        .mempool
+        .send(ReadMempool { tx: Some(hash) })
+        .await
+        .map_err(internal)?
+        .pending;
+    if pending {
+        return Ok(Some(TxStatus::Pending));
+    }
     let (outcome, _) = backend
         .state
         .send(ReadTx {
@@ -162,19 +175,10 @@ async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, Ad
         })
         .await
         .map_err(internal)?;
-    if let Some(outcome) = outcome {
-        return Ok(Some(match outcome {
-            TxOutcome::Committed(height) => TxStatus::Committed { height },
-            TxOutcome::Failed(height, reason) => TxStatus::Failed { height, reason },
-        }));
-    }
-    let pending = backend
-        .mempool
-        .send(ReadMempool { tx: Some(hash) })
-        .await
-        .map_err(internal)?
-        .pending;
-    Ok(pending.then_some(TxStatus::Pending))
+    Ok(outcome.map(|outcome| match outcome {
+        TxOutcome::Committed(height) => TxStatus::Committed { height },
+        TxOutcome::Failed(height, reason) => TxStatus::Failed { height, reason },
+    }))
 }
 
 fn not_found(hash: &Hash) -> AdminError {

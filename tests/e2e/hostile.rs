@@ -1,0 +1,267 @@
+//! Hostile input on both ports of a node: the offending connection is refused or closed, and
+//! nothing else the node does is affected.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{read_until_closed, Net, Rng, DEADLINE};
+
+const ALL: [usize; 4] = [0, 1, 2, 3];
+
+/// How long the node may take to close a bad peer connection: its handshake timeout is 5 s.
+const CLOSE_WITHIN: Duration = Duration::from_secs(20);
+
+/// The body of a `Wire::Hello(Hello { chain_id, genesis, address, challenge })` frame in the
+/// canonical encoding (little-endian, fixed-width integers): the variant index as a u32
+/// (Hello is the first variant), the chain id as a u64 length and its bytes, then the
+/// 32-byte genesis hash, address and challenge.
+fn hello_body(chain_id: &str, genesis: &[u8], address: &[u8], challenge: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&0u32.to_le_bytes());
+    body.extend_from_slice(&(chain_id.len() as u64).to_le_bytes());
+    body.extend_from_slice(chain_id.as_bytes());
+    for part in [genesis, address, challenge] {
+        assert_eq!(part.len(), 32);
+        body.extend_from_slice(part);
+    }
+    body
+}
+
+/// A frame: a u32 big-endian length, then the body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads one frame's body.
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Splits a Hello body into (chain id, genesis, address, challenge).
+fn parse_hello(body: &[u8]) -> (String, Vec<u8>, Vec<u8>, Vec<u8>) {
+    assert_eq!(body[..4], 0u32.to_le_bytes(), "the first frame is a Hello");
+    let len = u64::from_le_bytes(body[4..12].try_into().expect("8 bytes")) as usize;
+    let chain = String::from_utf8(body[12..12 + len].to_vec()).expect("a UTF-8 chain id");
+    let rest = &body[12 + len..];
+    assert_eq!(
+        rest.len(),
+        96,
+        "genesis, address and challenge follow the chain id"
+    );
+    (
+        chain,
+        rest[..32].to_vec(),
+        rest[32..64].to_vec(),
+        rest[64..].to_vec(),
+    )
+}
+
+fn connect(port: u16) -> TcpStream {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("cannot connect to port {port}: {e}"));
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .expect("a write timeout");
+    stream
+}
+
+/// On node 0's peer port, random bytes, a 0xffffffff length prefix, half a frame followed
+/// by silence, and well-formed Hello frames for another chain (and for another genesis)
+/// each get their connection closed by the node. On its admin port, non-UTF-8 bytes get
+/// `ERR bad_request` and the connection stays usable; a 100 KB line gets `ERR too_long` and
+/// the connection is closed; an unknown command is `unknown_command`; bad arguments are
+/// `bad_request`, `bad_address` or `bad_amount`; a thousand idle admin connections held open
+/// neither stop consensus (several blocks commit meanwhile) nor another client's answers.
+/// Through all of it the network keeps committing and node 0 stays connected to its peers.
+#[test]
+fn bad_input_is_refused_and_consensus_goes_on() {
+    let net = Net::launch(4);
+    net.wait_height(&ALL, 2);
+    let mut rng = Rng::new();
+    let peer_port = net.ports.peer(0);
+
+    // --- the peer port ---
+    let mut attacks: Vec<(&str, TcpStream)> = Vec::new();
+    let mut random = connect(peer_port);
+    random
+        .write_all(&rng.bytes(4096))
+        .expect("random bytes sent");
+    attacks.push(("random bytes", random));
+    let mut huge = connect(peer_port);
+    let mut bytes = vec![0xff; 4];
+    bytes.extend_from_slice(b"more bytes than anyone should buffer");
+    huge.write_all(&bytes).expect("a huge length prefix sent");
+    attacks.push(("a 0xffffffff length prefix", huge));
+    let mut half = connect(peer_port);
+    let mut bytes = 100u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[7u8; 10]);
+    half.write_all(&bytes).expect("half a frame sent");
+    attacks.push(("half a frame, then silence", half));
+
+    // The node opens with its own Hello: check our reading of the format against it, then
+    // answer with Hellos for another chain and for another genesis, as validator node1.
+    let genesis_hash = net.genesis.hash().0;
+    let node1 = almagill::crypto::Address::from_hex(&net.address(1))
+        .expect("an address")
+        .0;
+    for (what, chain_id, genesis) in [
+        ("a Hello for another chain", "another-chain", genesis_hash),
+        (
+            "a Hello for another genesis",
+            net.genesis.chain_id.as_str(),
+            [0x5a; 32],
+        ),
+    ] {
+        let mut stream = connect(peer_port);
+        let theirs = read_frame(&mut stream)
+            .unwrap_or_else(|e| net.fail(&format!("node0 sends no Hello first: {e}")));
+        let (chain, their_genesis, address, challenge) = parse_hello(&theirs);
+        assert_eq!(chain, net.genesis.chain_id);
+        assert_eq!(their_genesis, genesis_hash);
+        assert_eq!(hex::encode(&address), net.address(0));
+        assert_eq!(
+            hello_body(&chain, &their_genesis, &address, &challenge),
+            theirs,
+            "our Hello encoding matches the node's"
+        );
+        let ours = hello_body(chain_id, &genesis, &node1, &rng.bytes(32));
+        stream.write_all(&frame(&ours)).expect("a Hello sent");
+        attacks.push((what, stream));
+    }
+    for (what, mut stream) in attacks {
+        if !read_until_closed(&mut stream, CLOSE_WITHIN) {
+            net.fail(&format!(
+                "node0 kept a peer connection open after {what} for {CLOSE_WITHIN:?}"
+            ));
+        }
+    }
+
+    // --- the admin port ---
+    let mut admin = net.admin(0);
+    admin
+        .send_raw(b"\xff\xfe\xfd STATUS \xc3\x28\n")
+        .expect("sent");
+    let reply = admin.read_line().expect("an answer to non-UTF-8 bytes");
+    assert!(
+        reply.starts_with("ERR bad_request "),
+        "non-UTF-8: `{reply}`"
+    );
+    assert_eq!(admin.ok("PING"), json!({ "pong": true }));
+
+    // Empty lines get no answer; `\r\n` ends a line too; command names take any case;
+    // words may be separated by several spaces.
+    admin.send_raw(b"\n\r\n   \nPING\r\n").expect("sent");
+    assert_eq!(
+        admin.read_line().expect("one answer"),
+        r#"OK {"pong":true}"#
+    );
+    assert_eq!(admin.ok("ping"), json!({ "pong": true }));
+    assert_eq!(
+        admin.ok("BALANCE    alice")["address"],
+        net.address_of("alice")
+    );
+
+    assert_eq!(admin.err("FROBNICATE"), "unknown_command");
+    assert_eq!(admin.err("STATUSX"), "unknown_command");
+    let zeros = "0".repeat(64);
+    for (line, code) in [
+        ("BALANCE", "bad_request"),
+        ("STATUS now", "bad_request"),
+        ("SEND alice bob", "bad_request"),
+        ("BALANCE nobody", "bad_address"),
+        ("BALANCE 12345", "bad_address"),
+        (&format!("BALANCE {zeros}0") as &str, "bad_address"),
+        ("SEND alice nobody 1", "bad_address"),
+        ("SEND nobody bob 1", "bad_address"),
+        ("SEND alice bob lots", "bad_amount"),
+        ("SEND alice bob 1.5", "bad_amount"),
+        ("SEND alice bob -1", "bad_amount"),
+        ("SEND alice bob 0.0000000000000000001agl", "bad_amount"),
+        (
+            "SEND alice bob 999999999999999999999999999999999999999999",
+            "bad_amount",
+        ),
+        ("TX nothex", "bad_request"),
+        ("BLOCK minus-one", "bad_request"),
+        (&format!("WAIT {zeros} soon") as &str, "bad_request"),
+        ("SUBMIT zz", "bad_request"),
+        ("SUBMIT 00", "bad_request"),
+    ] {
+        assert_eq!(admin.err(line), code, "`{line}`");
+    }
+    assert_eq!(admin.ok("PING"), json!({ "pong": true }));
+
+    // A 100 KB line: ERR too_long, then the connection is closed.
+    let mut long = net.admin(0);
+    let mut writer = long.stream().try_clone().expect("a second handle");
+    let sender = std::thread::spawn(move || {
+        let mut line = vec![b'A'; 100 * 1024];
+        line.push(b'\n');
+        // The node may close before reading it all: a failed write is expected then.
+        let _ = writer.write_all(&line);
+    });
+    let reply = long.read_line();
+    sender.join().expect("the writer thread");
+    match reply {
+        Ok(reply) => assert!(reply.starts_with("ERR too_long "), "100 KB line: `{reply}`"),
+        Err(e) => net.fail(&format!("no `ERR too_long` for a 100 KB line: {e}")),
+    }
+    assert!(
+        long.closed_within(DEADLINE),
+        "the connection is closed after ERR too_long"
+    );
+    // Nothing else is affected.
+    assert_eq!(admin.ok("PING"), json!({ "pong": true }));
+
+    // A thousand idle admin connections.
+    let address = SocketAddr::from(([127, 0, 0, 1], net.ports.admin(0)));
+    let mut idle: Vec<TcpStream> = (0..1000)
+        .map(|k| {
+            TcpStream::connect_timeout(&address, Duration::from_secs(10))
+                .unwrap_or_else(|e| net.fail(&format!("idle connection {k}: {e}")))
+        })
+        .collect();
+    let held_at = net.height(0);
+    net.wait_height(&ALL, held_at + 5);
+    let mut other = net.admin(0);
+    assert_eq!(other.ok("PING"), json!({ "pong": true }));
+    other.ok("STATUS");
+    // The idle connections were really accepted: the first and the last still answer.
+    for k in [0, idle.len() - 1] {
+        let stream = &mut idle[k];
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("a read timeout");
+        stream.write_all(b"PING\n").expect("PING sent");
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf).expect("an answer");
+        assert!(
+            buf[..n].starts_with(b"OK "),
+            "idle connection {k}: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    drop(idle);
+
+    // After all of it the node still commits, with its peers connected.
+    let h = net.height(0);
+    net.wait_height(&ALL, h + 3);
+    net.wait_until(DEADLINE, "node0 to be connected to its 3 peers", || {
+        net.try_ok(0, "PEERS").is_some_and(|p| {
+            p.as_array()
+                .is_some_and(|l| l.len() == 3 && l.iter().all(|e| e["connected"] == true))
+        })
+    });
+    net.assert_same_chain(&ALL, h + 3);
+}

@@ -1,0 +1,33 @@
+//! End-to-end tests of the AlmaGill node: real `almagill` processes on real sockets and
+//! disks, driven only through the public contracts (`shared/spec/cli.md` and
+//! `shared/spec/admin-protocol.md`) and, for the hostile-input test, the peer wire format.
+//!
+//! Each test writes its own network with `almagill testnet` into a temporary directory, on
+//! ports it reserves (random, checked free, never shared with a test running in parallel),
+//! with a 1 s view timeout so view changes are quick (and, for the epoch test, 20-block
+//! epochs). Nodes run as `almagill run` with their
+//! logs in the temporary directory; a failing test prints each node's last log lines.
+//! Nothing sleeps to synchronise: every wait polls a condition with a generous deadline, and
+//! no test asserts on timing.
+//!
+//! ```sh
+//! cargo test -p almagill-node --test e2e                      # all of them
+//! cargo test -p almagill-node --test e2e -- kill_during_load  # one
+//! ```
+//!
+//! - `agreement`: four validators agree, and every admin command answers per the spec.
+//! - `accounts`: account rules, replays and forged signatures, end to end.
+//! - `crashes`: a leader killed, a node killed under load, a leader killed just after an
+//!   epoch boundary; the others go on, and the killed node recovers and catches up.
+//! - `restarts`: the whole network stopped and started; a wiped node syncs and votes.
+//! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients.
+//! - `localnet`: `almagill localnet` runs the shipped `config/`.
+
+mod harness;
+
+mod accounts;
+mod agreement;
+mod crashes;
+mod hostile;
+mod localnet;
+mod restarts;
