@@ -150,7 +150,10 @@ impl Proposal {
             tx.check_format()
                 .map_err(|error| BlockError::BadTx { index, error })?;
         }
-        match verify_signatures(&self.txs, chain_id).iter().position(|ok| !ok) {
+        match verify_signatures(&self.txs, chain_id)
+            .iter()
+            .position(|ok| !ok)
+        {
             Some(index) => Err(BlockError::BadTx {
                 index,
                 error: TxFormatError::InvalidSignature,

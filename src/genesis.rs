@@ -232,7 +232,11 @@ impl Genesis {
                 "consensus.view_timeout_ms must be above zero".into(),
             ));
         }
-        if c.checkpoint_interval.saturating_mul(2).saturating_mul(u64::from(c.max_block_txs)) > MAX_TXS_IN_WINDOW {
+        if c.checkpoint_interval
+            .saturating_mul(2)
+            .saturating_mul(u64::from(c.max_block_txs))
+            > MAX_TXS_IN_WINDOW
+        {
             return Err(invalid(format!(
                 "2 * consensus.checkpoint_interval * consensus.max_block_txs must be at most {MAX_TXS_IN_WINDOW}: a view change carries every block between the watermarks, and must fit in one message"
             )));

@@ -301,7 +301,11 @@ fn view_change_just_after_an_epoch_boundary() {
         while world.nodes.iter().any(|n| n.pbft.low() < 8) && world.now < 20_000 {
             world.run_until(world.now + 5);
         }
-        assert!(world.nodes.iter().all(|n| n.pbft.low() == 8), "{}", world.summary());
+        assert!(
+            world.nodes.iter().all(|n| n.pbft.low() == 8),
+            "{}",
+            world.summary()
+        );
         world.nodes[silent].behaviour = Behaviour::Silent;
         let deadline = world.now + 60_000;
         assert_progress(&mut world, deadline, 24);
