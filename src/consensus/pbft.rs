@@ -723,6 +723,7 @@ impl Pbft {
     /// On a view timer: if this node is behind rather than the network stuck, catch up
     /// (fetch blocks, ask again for a new view it missed) instead of changing view.
     fn catch_up(&mut self) -> bool {
+        self.resend_checkpoint_votes();
         if self.fetched_round > self.round {
             let round = self.fetched_round;
             self.send(Target::All, Message::FetchNewView { round });
@@ -733,6 +734,30 @@ impl Pbft {
             return true;
         }
         false
+    }
+
+    /// Sends again this node's checkpoint votes above the low watermark. A checkpoint whose
+    /// votes were lost would otherwise never become stable; at an epoch's end, where the
+    /// window drains and waits for exactly that checkpoint, the chain would stop.
+    fn resend_checkpoint_votes(&mut self) {
+        let Some(me) = self.me else { return };
+        let own: Vec<Signed<CheckpointTarget>> = self
+            .checkpoints
+            .iter()
+            .filter_map(|(height, votes)| {
+                votes.get(&me).map(|(state_root, signature)| Signed {
+                    payload: CheckpointTarget {
+                        height: *height,
+                        state_root: *state_root,
+                    },
+                    signer: me,
+                    signature: *signature,
+                })
+            })
+            .collect();
+        for vote in own {
+            self.send(Target::All, Message::Checkpoint(vote));
+        }
     }
 
     // ----- execution and checkpoints ---------------------------------------------------

@@ -4,8 +4,8 @@
 //!
 //! `ALMAGILL_SIM_SEEDS=N` runs N seeds in each sweep instead of the default.
 
+mod adversaries;
 mod byzantine;
 mod rng;
 mod scenarios;
 mod sim;
-mod adversaries;
