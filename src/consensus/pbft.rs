@@ -118,8 +118,9 @@ pub struct Pbft {
     new_view: Option<(Signed<NewView>, Vec<Proposal>)>,
     /// Every vote this node signed above the low watermark: never two digests for a slot.
     voted: BTreeMap<(Phase, u64, u64), Hash>,
-    /// The highest round whose new view has been asked for.
-    fetched_round: u64,
+    /// The round whose new view each validator was last asked for (forgotten at each view
+    /// timeout): a validator can make this node ask only itself, once per round it claims.
+    asked: BTreeMap<Address, u64>,
     /// The latest generation of each timer.
     generations: [u64; 2],
     /// The current step's time.
@@ -161,7 +162,7 @@ impl Pbft {
             view_changes: BTreeMap::new(),
             new_view: None,
             voted: BTreeMap::new(),
-            fetched_round: 0,
+            asked: BTreeMap::new(),
             generations: [0; 2],
             now,
             actions: Actions::default(),
@@ -322,19 +323,16 @@ impl Pbft {
         let t = vote.payload;
         match t.view.checked_sub(t.height) {
             Some(round) if round == self.round => true,
-            Some(round) if round > self.fetched_round && vote.verify(&self.cfg.chain_id) => {
-                self.note_higher_round(from, round);
+            Some(round)
+                if round > self.round
+                    && self.asked.get(&from).is_none_or(|asked| round > *asked)
+                    && vote.verify(&self.cfg.chain_id) =>
+            {
+                self.asked.insert(from, round);
+                self.send(Target::One(from), Message::FetchNewView { round });
                 false
             }
             _ => false,
-        }
-    }
-
-    /// A validator works in a round this node has not seen begin: ask it for the new view.
-    fn note_higher_round(&mut self, from: Address, round: u64) {
-        if round > self.fetched_round.max(self.round) {
-            self.fetched_round = round;
-            self.send(Target::One(from), Message::FetchNewView { round });
         }
     }
 
@@ -720,14 +718,12 @@ impl Pbft {
         }
     }
 
-    /// On a view timer: if this node is behind rather than the network stuck, catch up
-    /// (fetch blocks, ask again for a new view it missed) instead of changing view.
+    /// On a view timer: resend this node's checkpoint votes, let validators in higher rounds
+    /// be asked again for their new view, and if this node is behind rather than the network
+    /// stuck, fetch blocks instead of changing view.
     fn catch_up(&mut self) -> bool {
         self.resend_checkpoint_votes();
-        if self.fetched_round > self.round {
-            let round = self.fetched_round;
-            self.send(Target::All, Message::FetchNewView { round });
-        }
+        self.asked.clear();
         let target = self.ahead_height().unwrap_or(0).max(self.low());
         if target > self.committed {
             self.actions.sync_request = Some((self.committed + 1, target));
