@@ -132,17 +132,11 @@ fn make_tx(ledger: &Ledger, intent: Intent) -> Transaction {
         AmountChoice::MinStake => MIN_STAKE,
         AmountChoice::Any(n) => n,
     };
-    let to = address(intent.target);
-    let kind = match intent.kind {
-        0 => TxKind::Transfer { to, amount },
-        1 => TxKind::CreateAccount {
-            new_account: to,
-            amount,
-        },
-        2 => TxKind::Stake { amount },
-        _ => TxKind::Unstake { amount },
-    };
-    signed(intent.sender, nonce, kind)
+    signed(
+        intent.sender,
+        nonce,
+        common::tx_kind(intent.kind, address(intent.target), amount),
+    )
 }
 
 /// An independent statement of the rules: the accounts after `tx`, or why it fails.

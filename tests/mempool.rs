@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 
 use almagill::amount::Amount;
-use almagill::crypto::{Address, Hash};
+use almagill::crypto::Hash;
 use almagill::encoding;
 use almagill::genesis::Genesis;
 use almagill::ledger::{Ledger, TxError};
@@ -574,17 +574,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
 
 fn make_tx(intent: Intent, next_nonce: u64) -> Transaction {
     let nonce = next_nonce.saturating_add_signed(i64::from(intent.nonce_offset));
-    let to: Address = address(intent.target);
-    let amount = intent.amount;
-    let kind = match intent.kind {
-        0 => TxKind::Transfer { to, amount },
-        1 => TxKind::CreateAccount {
-            new_account: to,
-            amount,
-        },
-        2 => TxKind::Stake { amount },
-        _ => TxKind::Unstake { amount },
-    };
+    let kind = common::tx_kind(intent.kind, address(intent.target), intent.amount);
     signed(intent.sender, nonce, kind)
 }
 
