@@ -451,7 +451,6 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
 
 /// One of the four transaction kinds, picked by `index` (0 transfer, 1 create, 2 stake,
 /// anything else unstake), moving `amount` (to `to`, where the kind has a recipient).
-#[allow(dead_code)]
 pub fn tx_kind(index: u8, to: Address, amount: Amount) -> TxKind {
     match index {
         0 => TxKind::Transfer { to, amount },
