@@ -4,7 +4,6 @@
 //! the messages to other actors.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
@@ -23,8 +22,10 @@ use crate::node::network::Network;
 pub struct Mempool {
     /// The pending transactions and their rules.
     pub pool: Pool,
-    /// Committed state, as of the last executed block.
-    pub ledger: Arc<Ledger>,
+    /// Committed state, as of the last executed block. The mempool executes each block on
+    /// its own copy: that costs the block's execution (microseconds), where sharing the
+    /// StateActor's ledger would mean copying the whole state at every block.
+    pub ledger: Ledger,
     /// The chain id signatures must cover.
     pub chain_id: String,
     /// Where gossip goes.
@@ -102,8 +103,10 @@ impl Handler<Committed> for Mempool {
     type Result = ();
 
     fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
-        self.pool.on_commit(&msg.txs, &msg.ledger);
-        self.ledger = msg.ledger;
+        if let Err(e) = self.ledger.apply_block(msg.height, &msg.txs) {
+            tracing::error!(target: "mempool", "its copy of the state is out of step: {e}");
+        }
+        self.pool.on_commit(&msg.txs, &self.ledger);
     }
 }
 

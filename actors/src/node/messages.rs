@@ -1,13 +1,10 @@
 //! The typed messages the node's actors exchange.
 
-use std::sync::Arc;
-
 use actix::Message;
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use almagill::consensus::{self, BatchRequest, Target};
 use almagill::crypto::{Address, Hash};
-use almagill::ledger::Ledger;
 use almagill::tx::Transaction;
 use almagill::validators::ValidatorSet;
 
@@ -78,14 +75,14 @@ pub struct Executed {
     pub next_validators: Option<(u64, ValidatorSet)>,
 }
 
-/// The committed state moved on (StateActor → Mempool).
+/// A block was executed (StateActor → Mempool), in order, each exactly once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Committed {
-    /// The transactions of the block.
+    /// Its height.
+    pub height: u64,
+    /// Its transactions.
     pub txs: Vec<Transaction>,
-    /// The state after it.
-    pub ledger: Arc<Ledger>,
 }
 
 /// Store a committed block durably (StateActor → BlockStore).

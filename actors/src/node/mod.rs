@@ -159,10 +159,9 @@ pub fn run(loaded: Loaded) -> Result<()> {
         };
         network_ctx.run(Network::new(me, config.peers.clone(), routes, peer_listener));
         let (pbft, initial) = Pbft::new(core_config, restored, consensus::now_ms());
-        let shared_ledger = Arc::new(ledger.clone());
         mempool_ctx.run(Mempool {
             pool: Pool::new(Limits::default()),
-            ledger: shared_ledger,
+            ledger: ledger.clone(),
             chain_id: genesis.chain_id.clone(),
             network: network.clone(),
             engine: engine.clone(),

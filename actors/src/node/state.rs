@@ -2,7 +2,6 @@
 //! and answers questions about committed state.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use almagill::crypto::{Address, Hash};
@@ -84,8 +83,8 @@ impl Handler<Execute> for StateActor {
                     next_validators: outcome.new_validators,
                 });
                 self.mempool.do_send(Committed {
+                    height,
                     txs: msg.block.txs.clone(),
-                    ledger: Arc::new(self.ledger.clone()),
                 });
                 self.store.do_send(Append {
                     block: msg.block,
