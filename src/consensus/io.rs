@@ -140,8 +140,6 @@ pub struct Restored {
     pub committed: u64,
     /// Its hash (the genesis hash for a new node).
     pub last_hash: Hash,
-    /// The height the ledger has executed.
-    pub executed: u64,
     /// Validator sets by epoch, as far as the ledger knows them.
     pub validators: Vec<(u64, ValidatorSet)>,
     /// The records persisted since the last prune.

@@ -34,8 +34,6 @@ pub struct Config {
     pub params: ConsensusParams,
     /// Blocks per epoch, from genesis.
     pub epoch_length: u64,
-    /// The genesis hash: the parent of block 1.
-    pub genesis_hash: Hash,
     /// The state root at height 0: the checkpoint every node starts from.
     pub genesis_state_root: Hash,
 }

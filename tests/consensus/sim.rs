@@ -240,7 +240,6 @@ impl World {
             key: Some(key.clone()),
             params: self.genesis.consensus.clone(),
             epoch_length: self.genesis.epoch_length,
-            genesis_hash: self.genesis.hash(),
             genesis_state_root: ledger.state_root(),
         }
     }
@@ -256,7 +255,6 @@ impl World {
             last_hash: chain
                 .last()
                 .map_or(self.genesis.hash(), |(b, _, _)| b.hash()),
-            executed: ledger.height(),
             validators: ledger
                 .validator_epochs()
                 .map(|(e, v)| (e, v.clone()))

@@ -112,7 +112,6 @@ pub fn run(loaded: Loaded) -> Result<()> {
     let restored = Restored {
         committed: chain.height(),
         last_hash,
-        executed: ledger.height(),
         validators: ledger
             .validator_epochs()
             .map(|(epoch, set)| (epoch, set.clone()))
@@ -124,7 +123,6 @@ pub fn run(loaded: Loaded) -> Result<()> {
         key: Some(key.clone()),
         params: genesis.consensus.clone(),
         epoch_length: genesis.epoch_length,
-        genesis_hash: genesis.hash(),
         genesis_state_root,
     };
     let names: HashMap<Address, String> = genesis
