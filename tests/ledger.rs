@@ -13,7 +13,7 @@ use almagill::genesis::Genesis;
 use almagill::ledger::{Account, BlockOutcome, Ledger, LedgerError, TxError};
 use almagill::tx::{Transaction, TxFormatError, TxKind};
 use almagill::validators::{Validator, ValidatorSet};
-use common::{address, genesis, signed, EPOCH_LENGTH, MIN_STAKE};
+use common::{address, genesis, signed, test_genesis, EPOCH_LENGTH, MIN_STAKE};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -22,16 +22,6 @@ type Accounts = BTreeMap<Address, Account>;
 /// Seeds of the keys random transactions come from: 1 to 4 exist at genesis (1 to 3 as
 /// validators), 5 to 7 can be created, and 8 is never funded so may stay unknown.
 const SEEDS: std::ops::RangeInclusive<u8> = 1..=8;
-
-/// The genesis the random histories start from.
-fn test_genesis() -> Genesis {
-    genesis(&[
-        (1, 10_000, 5 * MIN_STAKE),
-        (2, 3_000, MIN_STAKE),
-        (3, 0, 2 * MIN_STAKE),
-        (4, 50_000, 0),
-    ])
-}
 
 /// Every account, in address order.
 fn snapshot(ledger: &Ledger) -> Accounts {

@@ -10,23 +10,12 @@ use std::collections::HashSet;
 use almagill::amount::Amount;
 use almagill::crypto::Hash;
 use almagill::encoding;
-use almagill::genesis::Genesis;
 use almagill::ledger::{Ledger, TxError};
 use almagill::mempool::{AdmitError, Full, Limits, Pool};
 use almagill::tx::{Transaction, TxFormatError, TxKind};
-use common::{address, genesis, signed, CHAIN_ID, MIN_STAKE};
+use common::{address, signed, test_genesis, CHAIN_ID, MIN_STAKE};
 use proptest::collection::vec;
 use proptest::prelude::*;
-
-/// Seeds 1 to 4 exist at genesis (1 to 3 as validators); 5 to 8 do not.
-fn test_genesis() -> Genesis {
-    genesis(&[
-        (1, 10_000, 5 * MIN_STAKE),
-        (2, 3_000, MIN_STAKE),
-        (3, 0, 2 * MIN_STAKE),
-        (4, 50_000, 0),
-    ])
-}
 
 fn test_ledger() -> Ledger {
     Ledger::from_genesis(&test_genesis())

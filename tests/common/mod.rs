@@ -462,3 +462,14 @@ pub fn tx_kind(index: u8, to: Address, amount: Amount) -> TxKind {
         _ => TxKind::Unstake { amount },
     }
 }
+
+/// The genesis the ledger and mempool property tests start from: seeds 1 to 4 exist (1 to 3
+/// as validators, with different stakes and balances); 5 to 8 do not.
+pub fn test_genesis() -> Genesis {
+    genesis(&[
+        (1, 10_000, 5 * MIN_STAKE),
+        (2, 3_000, MIN_STAKE),
+        (3, 0, 2 * MIN_STAKE),
+        (4, 50_000, 0),
+    ])
+}
