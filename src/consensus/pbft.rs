@@ -64,6 +64,16 @@ struct Slot {
     committed: Option<(CommitCertificate, Proposal)>,
 }
 
+impl Slot {
+    /// The votes of one phase.
+    fn tally(&mut self, phase: Phase) -> &mut Tally {
+        match phase {
+            Phase::Prepare => &mut self.prepares,
+            Phase::Commit => &mut self.commits,
+        }
+    }
+}
+
 /// The validator set of an epoch and its leader rotation.
 #[derive(Clone, Debug)]
 struct Epoch {
@@ -495,19 +505,11 @@ impl Pbft {
         if !member || !self.in_current_round(from, &vote) {
             return;
         }
-        let slot = self.slots.entry(t.height).or_default();
-        let tally = match t.phase {
-            Phase::Prepare => &slot.prepares,
-            Phase::Commit => &slot.commits,
-        };
+        let tally = self.slots.entry(t.height).or_default().tally(t.phase);
         if tally.has(&vote.signer) || !vote.verify(&self.cfg.chain_id) {
             return;
         }
-        let slot = self.slots.entry(t.height).or_default();
-        match t.phase {
-            Phase::Prepare => slot.prepares.add(vote.signer, t.digest, vote.signature),
-            Phase::Commit => slot.commits.add(vote.signer, t.digest, vote.signature),
-        }
+        tally.add(vote.signer, t.digest, vote.signature);
         if self.mode == Mode::Normal {
             self.advance(t.height);
         }
