@@ -13,8 +13,9 @@ use crate::crypto::{domain, Address, Hash};
 use crate::encoding;
 use crate::validators::{Validator, ValidatorSet};
 
-/// The most tokens a chain may have: a quarter of u128, so stake arithmetic in quorums
-/// (`3 * stake`) can never overflow.
+/// The most tokens a chain may have: a quarter of u128. Every balance and stake, and any
+/// sum of them, stays within it, so the ledger's additions never overflow; quorum and
+/// leader-weight arithmetic do not rely on it (they hold for any stakes that fit in u128).
 pub const MAX_SUPPLY: Amount = u128::MAX / 4;
 
 /// The most transactions a block may carry, whatever genesis asks; keeps a full block far
@@ -293,8 +294,13 @@ impl Genesis {
     }
 
     /// All tokens in existence: the sum of genesis balances and stakes, fixed forever.
+    /// [`Genesis::validate`] refuses a sum over [`MAX_SUPPLY`]; on a document it has not
+    /// checked, a sum past u128 saturates rather than panicking.
     pub fn supply(&self) -> Amount {
-        self.accounts.iter().map(|a| a.balance + a.stake).sum()
+        self.accounts
+            .iter()
+            .map(|a| a.balance.saturating_add(a.stake))
+            .fold(0, Amount::saturating_add)
     }
 
     /// The validators at height 0: accounts staking at least `min_stake`.

@@ -289,8 +289,11 @@ impl Ledger {
             });
         }
         sender.nonce += 1;
-        // Additions below cannot overflow: every amount is part of the fixed supply, which
-        // genesis caps at a quarter of u128::MAX (and release builds keep overflow checks).
+        // Every amount is part of the fixed supply, which genesis caps at a quarter of
+        // u128::MAX, so the additions below cannot overflow on a ledger built from a valid
+        // genesis. They are checked all the same (the way the mempool checks its sums), so
+        // that not even a ledger built from an unchecked genesis can panic: an addition that
+        // would overflow refuses the transaction as moving more than can be held.
         let amount = body.kind.amount();
         let debit = |from: Amount| {
             from.checked_sub(amount).ok_or(TxError::InsufficientFunds {
@@ -298,17 +301,24 @@ impl Ledger {
                 needed: amount,
             })
         };
+        let credit = |to: Amount, available: Amount| {
+            to.checked_add(amount).ok_or(TxError::InsufficientFunds {
+                available,
+                needed: amount,
+            })
+        };
         let recipient = match body.kind {
             TxKind::Transfer { to, .. } => {
                 let mut to_account = *self.accounts.get(&to).ok_or(TxError::UnknownAccount(to))?;
+                let available = sender.balance;
                 sender.balance = debit(sender.balance)?;
                 if to == body.from {
                     // A transfer to oneself (refused by `check_format`, but the ledger must
                     // not mint if one reaches it): it moves nothing and only uses the nonce.
-                    sender.balance += amount;
+                    sender.balance = available;
                     None
                 } else {
-                    to_account.balance += amount;
+                    to_account.balance = credit(to_account.balance, available)?;
                     Some((to, to_account))
                 }
             }
@@ -324,14 +334,16 @@ impl Ledger {
                 Some((new_account, opened))
             }
             TxKind::Stake { .. } => {
+                let available = sender.balance;
                 sender.balance = debit(sender.balance)?;
-                sender.stake += amount;
+                sender.stake = credit(sender.stake, available)?;
                 self.check_stake(sender.stake)?;
                 None
             }
             TxKind::Unstake { .. } => {
+                let available = sender.stake;
                 sender.stake = debit(sender.stake)?;
-                sender.balance += amount;
+                sender.balance = credit(sender.balance, available)?;
                 self.check_stake(sender.stake)?;
                 None
             }

@@ -16,8 +16,11 @@ pub struct Validator {
 
 /// The validators for a range of heights, in address order, with their total stake.
 ///
-/// Quorum arithmetic is done in u128 on stakes bounded by the genesis supply, which genesis
-/// caps at a quarter of `u128::MAX`, so `3 * stake` cannot overflow.
+/// The total fits in u128 (a set whose stakes would not is never built), and the quorum
+/// checks compare without multiplying, so no stake in u128 can overflow them. Stakes from a
+/// ledger are in any case bounded by the genesis supply, at most [`MAX_SUPPLY`].
+///
+/// [`MAX_SUPPLY`]: crate::genesis::MAX_SUPPLY
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
     members: Vec<Validator>,
@@ -25,13 +28,17 @@ pub struct ValidatorSet {
 }
 
 impl ValidatorSet {
-    /// Builds a set from validators with non-zero stake; `None` if there are none.
+    /// Builds a set from validators with non-zero stake; `None` if there are none, or if
+    /// their stakes together do not fit in u128 (which no valid genesis and no ledger
+    /// reaches: their tokens never exceed [`MAX_SUPPLY`](crate::genesis::MAX_SUPPLY)).
     /// Duplicates of an address keep the first.
     pub fn new(mut members: Vec<Validator>) -> Option<ValidatorSet> {
         members.retain(|v| v.stake > 0);
         members.sort_by_key(|v| v.address);
         members.dedup_by_key(|v| v.address);
-        let total = members.iter().map(|v| v.stake).sum();
+        let total = members
+            .iter()
+            .try_fold(0, |sum: Amount, v| sum.checked_add(v.stake))?;
         (!members.is_empty()).then_some(ValidatorSet { members, total })
     }
 
@@ -67,16 +74,27 @@ impl ValidatorSet {
     /// signer named twice counts once.
     pub fn weight<'a>(&self, signers: impl IntoIterator<Item = &'a Address>) -> Amount {
         let distinct: BTreeSet<&Address> = signers.into_iter().collect();
-        distinct.into_iter().filter_map(|a| self.stake_of(a)).sum()
+        // Distinct members' stakes sum to at most the total, which fits: saturating only
+        // states that this cannot overflow.
+        distinct
+            .into_iter()
+            .filter_map(|a| self.stake_of(a))
+            .fold(0, Amount::saturating_add)
     }
 
     /// More than two thirds of the stake: enough to decide.
     pub fn is_quorum(&self, weight: Amount) -> bool {
-        3 * weight > 2 * self.total
+        // `3 * weight > 2 * total` without the products, exact for all u128: with
+        // `total = 3q + r` (`r < 3`), it holds exactly when `weight > 2q + floor(2r / 3)`,
+        // and that bound is at most `2 * (u128::MAX / 3) + 1`, so it fits.
+        let (q, r) = (self.total / 3, self.total % 3);
+        weight > 2 * q + 2 * r / 3
     }
 
     /// More than one third of the stake: at least one honest validator is among them.
     pub fn has_honest(&self, weight: Amount) -> bool {
-        3 * weight > self.total
+        // `3 * weight > total` without the product: for a whole `weight`, exactly when
+        // `weight > floor(total / 3)`.
+        weight > self.total / 3
     }
 }
