@@ -2,7 +2,7 @@
 //! ledger execution of a full block, and Merkle roots. Run with `cargo bench --bench core`.
 
 use almagill::amount::AGL;
-use almagill::block::tx_root;
+use almagill::block::{tx_root, Block, Proposal};
 use almagill::crypto::{self, Keypair, SignedMessage};
 use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
 use almagill::ledger::Ledger;
@@ -92,12 +92,13 @@ fn ledger(c: &mut Criterion) {
     let genesis = genesis(&keys);
     let mut group = c.benchmark_group("ledger");
     for size in [100usize, 2000] {
-        let txs = transfers(&keys, size);
+        let proposal = Proposal::new(1, 1, 1, keys[0].address(), transfers(&keys, size));
+        let block = Block::new(proposal, genesis.hash());
         group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(BenchmarkId::new("apply_block", size), &txs, |b, txs| {
+        group.bench_with_input(BenchmarkId::new("apply_block", size), &block, |b, block| {
             b.iter_batched(
                 || Ledger::from_genesis(&genesis),
-                |mut ledger| ledger.apply_block(1, txs),
+                |mut ledger| ledger.apply_block(block),
                 BatchSize::LargeInput,
             )
         });

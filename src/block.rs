@@ -35,6 +35,51 @@ impl ProposalHeader {
     pub fn digest(&self) -> Hash {
         Hash::digest(domain::PROPOSAL, &[&encoding::encode(self)])
     }
+
+    /// Whether `txs` are the transactions this header commits to (their Merkle root is
+    /// `tx_root`). The digest covers only the header, so this is what binds a body to it.
+    pub fn binds(&self, txs: &[Transaction]) -> bool {
+        tx_root(txs) == self.tx_root
+    }
+
+    /// Every stateless check on a body under this header: the transaction root, the count
+    /// limit, no duplicates, and each transaction's format and signature (one batch).
+    ///
+    /// A body enters a node by many paths (a pre-prepare, a view change, a new view, a
+    /// catch-up reply, the node's own vote log); each calls this one check, so no path can
+    /// accept transactions the header does not commit to, or that nobody signed.
+    pub fn check_body(
+        &self,
+        txs: &[Transaction],
+        chain_id: &str,
+        max_txs: usize,
+    ) -> Result<(), BlockError> {
+        if txs.len() > max_txs {
+            return Err(BlockError::TooManyTxs {
+                count: txs.len(),
+                max: max_txs,
+            });
+        }
+        let hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
+        if merkle::root(&hashes) != self.tx_root {
+            return Err(BlockError::TxRootMismatch);
+        }
+        let mut seen = std::collections::HashSet::with_capacity(hashes.len());
+        if let Some(dup) = hashes.iter().find(|h| !seen.insert(**h)) {
+            return Err(BlockError::DuplicateTx(*dup));
+        }
+        for (index, tx) in txs.iter().enumerate() {
+            tx.check_format()
+                .map_err(|error| BlockError::BadTx { index, error })?;
+        }
+        match verify_signatures(txs, chain_id).iter().position(|ok| !ok) {
+            Some(index) => Err(BlockError::BadTx {
+                index,
+                error: TxFormatError::InvalidSignature,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A header and the transactions it commits to.
@@ -129,37 +174,9 @@ impl Proposal {
         self.header.digest()
     }
 
-    /// Every stateless check on the body: the transaction root, the count limit, no
-    /// duplicates, and each transaction's format and signature (checked as one batch).
+    /// Every stateless check on the body ([`ProposalHeader::check_body`]).
     pub fn check_body(&self, chain_id: &str, max_txs: usize) -> Result<(), BlockError> {
-        if self.txs.len() > max_txs {
-            return Err(BlockError::TooManyTxs {
-                count: self.txs.len(),
-                max: max_txs,
-            });
-        }
-        let hashes: Vec<Hash> = self.txs.iter().map(Transaction::hash).collect();
-        if merkle::root(&hashes) != self.header.tx_root {
-            return Err(BlockError::TxRootMismatch);
-        }
-        let mut seen = std::collections::HashSet::with_capacity(hashes.len());
-        if let Some(dup) = hashes.iter().find(|h| !seen.insert(**h)) {
-            return Err(BlockError::DuplicateTx(*dup));
-        }
-        for (index, tx) in self.txs.iter().enumerate() {
-            tx.check_format()
-                .map_err(|error| BlockError::BadTx { index, error })?;
-        }
-        match verify_signatures(&self.txs, chain_id)
-            .iter()
-            .position(|ok| !ok)
-        {
-            Some(index) => Err(BlockError::BadTx {
-                index,
-                error: TxFormatError::InvalidSignature,
-            }),
-            None => Ok(()),
-        }
+        self.header.check_body(&self.txs, chain_id, max_txs)
     }
 }
 
@@ -183,5 +200,12 @@ impl Block {
     /// The block's height.
     pub fn height(&self) -> u64 {
         self.header.proposal.height
+    }
+
+    /// Every stateless check on the body ([`ProposalHeader::check_body`]).
+    pub fn check_body(&self, chain_id: &str, max_txs: usize) -> Result<(), BlockError> {
+        self.header
+            .proposal
+            .check_body(&self.txs, chain_id, max_txs)
     }
 }

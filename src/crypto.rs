@@ -6,6 +6,7 @@
 //! whether a block is valid; with rules where the two can differ, a crafted signature could
 //! split the validators.
 
+use std::cell::Cell;
 use std::fmt;
 
 use bincode::{Decode, Encode};
@@ -193,8 +194,25 @@ pub fn signing_message(purpose: &[u8], chain_id: &str, body: &[u8]) -> Vec<u8> {
     message
 }
 
+thread_local! {
+    /// Signatures checked on this thread so far.
+    static CHECKED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many signatures this thread has checked so far (a batch counts each of its items).
+/// Signature checks are the costly part of handling a message, so this is how tests show
+/// that what a hostile peer can make a node verify is bounded.
+pub fn signatures_checked() -> u64 {
+    CHECKED.with(Cell::get)
+}
+
+fn count_checks(n: usize) {
+    CHECKED.with(|c| c.set(c.get().saturating_add(n as u64)));
+}
+
 /// Checks one signature under the chain's rule (ZIP-215).
 pub fn verify(signer: &Address, message: &[u8], signature: &Signature) -> bool {
+    count_checks(1);
     let Ok(key) = ed25519_zebra::VerificationKey::try_from(signer.0) else {
         return false;
     };
@@ -225,6 +243,7 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Vec<bool> {
             .map(|i| verify(&i.signer, i.message, &i.signature))
             .collect();
     }
+    count_checks(items.len());
     let mut seed = blake3::Hasher::new();
     seed.update(domain::BATCH_SEED);
     let mut batch = ed25519_zebra::batch::Verifier::new();

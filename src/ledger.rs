@@ -13,6 +13,7 @@ use bincode::{Decode, Encode};
 use thiserror::Error;
 
 use crate::amount::Amount;
+use crate::block::Block;
 use crate::crypto::{Address, Hash};
 use crate::genesis::Genesis;
 use crate::state_tree::StateTree;
@@ -89,6 +90,12 @@ pub enum LedgerError {
         expected: u64,
         /// The height offered.
         got: u64,
+    },
+    /// The block's transactions are not the ones its header commits to.
+    #[error("block {height} cannot execute: its transactions do not match its header")]
+    BodyMismatch {
+        /// The block's height.
+        height: u64,
     },
 }
 
@@ -230,20 +237,22 @@ impl Ledger {
         Ok(())
     }
 
-    /// Executes the block at `height`: every transaction in order, failures recorded.
-    /// The transactions must already have passed [`Transaction::verify`].
-    pub fn apply_block(
-        &mut self,
-        height: u64,
-        txs: &[Transaction],
-    ) -> Result<BlockOutcome, LedgerError> {
+    /// Executes the next block: every transaction in order, failures recorded. A block out
+    /// of order, or whose transactions are not the ones its header commits to, is refused
+    /// and changes nothing. Signatures are checked where a body enters the node
+    /// ([`crate::block::ProposalHeader::check_body`]), not again here.
+    pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
+        let height = block.height();
         if height != self.height + 1 {
             return Err(LedgerError::OutOfOrder {
                 expected: self.height + 1,
                 got: height,
             });
         }
-        let results = txs.iter().map(|tx| self.apply_tx(tx)).collect();
+        if !block.header.proposal.binds(&block.txs) {
+            return Err(LedgerError::BodyMismatch { height });
+        }
+        let results = block.txs.iter().map(|tx| self.apply_tx(tx)).collect();
         self.height = height;
         let new_validators = if height % self.epoch_length == 0 {
             self.begin_epoch_change(height)

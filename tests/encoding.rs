@@ -386,6 +386,7 @@ fn every_message() -> Vec<Message> {
             bodies: vec![body(11), body(12)],
         },
         Message::FetchNewView { round: 3 },
+        Message::FetchProposal { height: 4, view: 5 },
     ]
 }
 
@@ -424,6 +425,9 @@ fn message_fields(message: &Message) -> Vec<u8> {
             [encoding::encode(new_view), encoding::encode(bodies)].concat()
         }
         Message::FetchNewView { round } => encoding::encode(round),
+        Message::FetchProposal { height, view } => {
+            [encoding::encode(height), encoding::encode(view)].concat()
+        }
     }
 }
 
@@ -884,7 +888,10 @@ fn new_view_lengths(new_view: &NewView) -> Lengths {
 fn message_lengths(message: &Message) -> Lengths {
     let lengths = match message {
         Message::PrePrepare { proposal, .. } => proposal_lengths(proposal),
-        Message::Vote(_) | Message::Checkpoint(_) | Message::FetchNewView { .. } => vec![],
+        Message::Vote(_)
+        | Message::Checkpoint(_)
+        | Message::FetchNewView { .. }
+        | Message::FetchProposal { .. } => vec![],
         Message::CheckpointProof(certificate) => certificate_lengths(certificate),
         Message::ViewChange {
             view_change,

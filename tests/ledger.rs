@@ -13,7 +13,7 @@ use almagill::genesis::Genesis;
 use almagill::ledger::{Account, BlockOutcome, Ledger, LedgerError, TxError};
 use almagill::tx::{Transaction, TxFormatError, TxKind};
 use almagill::validators::{Validator, ValidatorSet};
-use common::{address, genesis, signed, test_genesis, EPOCH_LENGTH, MIN_STAKE};
+use common::{address, block, genesis, signed, test_genesis, EPOCH_LENGTH, MIN_STAKE};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -659,7 +659,7 @@ fn apply_block_refuses_out_of_order() {
     let epochs = known_epochs(&ledger);
     for height in [0, 2, 3, EPOCH_LENGTH, u64::MAX] {
         assert_eq!(
-            ledger.apply_block(height, std::slice::from_ref(&tx)),
+            ledger.apply_block(&block(height, vec![tx.clone()])),
             Err(LedgerError::OutOfOrder {
                 expected: 1,
                 got: height
@@ -669,13 +669,13 @@ fn apply_block_refuses_out_of_order() {
     assert_eq!(ledger.height(), 0);
     assert_eq!(ledger.state_root(), root);
     assert_eq!(known_epochs(&ledger), epochs);
-    let outcome = ledger.apply_block(1, std::slice::from_ref(&tx)).unwrap();
+    let outcome = ledger.apply_block(&block(1, vec![tx.clone()])).unwrap();
     assert_eq!(outcome.results, vec![Ok(())]);
     assert_eq!(outcome.new_validators, None);
     let root = ledger.state_root();
     assert_eq!(outcome.state_root, root);
     assert_eq!(
-        ledger.apply_block(1, std::slice::from_ref(&tx)),
+        ledger.apply_block(&block(1, vec![tx.clone()])),
         Err(LedgerError::OutOfOrder {
             expected: 2,
             got: 1
@@ -683,7 +683,32 @@ fn apply_block_refuses_out_of_order() {
     );
     assert_eq!(ledger.height(), 1);
     assert_eq!(ledger.state_root(), root);
-    assert!(ledger.apply_block(2, &[]).is_ok());
+    assert!(ledger.apply_block(&block(2, Vec::new())).is_ok());
+}
+
+/// A block whose transactions are not the ones its header commits to is refused and
+/// changes nothing: a body can never be swapped under a header at execution either.
+#[test]
+fn apply_block_refuses_a_body_its_header_does_not_commit_to() {
+    let mut ledger = Ledger::from_genesis(&test_genesis());
+    let tx = signed(
+        4,
+        0,
+        TxKind::Transfer {
+            to: address(1),
+            amount: 5,
+        },
+    );
+    let root = ledger.state_root();
+    let mut swapped = block(1, Vec::new());
+    swapped.txs = vec![tx.clone()];
+    assert_eq!(
+        ledger.apply_block(&swapped),
+        Err(LedgerError::BodyMismatch { height: 1 })
+    );
+    assert_eq!(ledger.height(), 0);
+    assert_eq!(ledger.state_root(), root);
+    assert!(ledger.apply_block(&block(1, vec![tx])).is_ok());
 }
 
 /// The addresses of the validator set in force at `height`.
@@ -729,7 +754,9 @@ fn assert_epochs_agree(ledger: &Ledger, up_to: u64) {
 /// block: nothing, and the known sets are unchanged.
 fn execute(ledger: &mut Ledger, height: u64, txs: &[Transaction]) -> BlockOutcome {
     let before = known_epochs(ledger);
-    let outcome = ledger.apply_block(height, txs).expect("blocks in order");
+    let outcome = ledger
+        .apply_block(&block(height, txs.to_vec()))
+        .expect("blocks in order");
     let e = EPOCH_LENGTH;
     if height % e == 0 {
         let ended = ledger.epoch_of(height);

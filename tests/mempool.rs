@@ -80,7 +80,7 @@ fn assert_applies(ledger: &Ledger, txs: &[Transaction]) {
 /// Commits `txs` as the next block and tells the pool.
 fn commit(pool: &mut Pool, ledger: &mut Ledger, txs: &[Transaction]) -> Vec<Result<(), TxError>> {
     let outcome = ledger
-        .apply_block(ledger.height() + 1, txs)
+        .apply_block(&common::block(ledger.height() + 1, txs.to_vec()))
         .expect("next height");
     pool.on_commit(txs, ledger);
     outcome.results

@@ -41,7 +41,7 @@ pub enum Input {
     },
     /// A timer the core set has expired.
     Timeout(Timer),
-    /// The transactions asked for by [`Output::RequestBatch`].
+    /// The transactions asked for by [`Actions::batch_request`].
     Batch {
         /// The height they are for.
         height: u64,
@@ -57,13 +57,10 @@ pub enum Input {
         /// A validator set the ledger fixed at this height: `(epoch, set)`.
         next_validators: Option<(u64, ValidatorSet)>,
     },
-    /// A block fetched from a peer in answer to [`Output::RequestSync`].
-    Synced {
-        /// The block.
-        block: Block,
-        /// Its commit certificate.
-        certificate: CommitCertificate,
-    },
+    /// Blocks a peer sent in answer to a sync request, each with its commit certificate, in
+    /// any order. The core keeps a bounded window of them, checks each (certificate against
+    /// the validators of its height, body against its header) and hands them out in order.
+    Synced(Vec<(Block, CommitCertificate)>),
 }
 
 /// A record the core needs back after a restart, so that it never contradicts itself.
@@ -98,10 +95,11 @@ pub enum Target {
     One(Address),
 }
 
-/// What the engine must do after a step, in this order: make `persist` durable, then send
-/// `messages`, hand `commits` to execution in order, set `timers`, and serve the requests.
-/// Messages may leave only after the records are durable: that is what keeps a validator
-/// that crashes and restarts from ever signing two conflicting votes.
+/// What the host must do after a step. [`super::drive`] carries it out in the one right
+/// order: make `persist` durable, then send `messages`, hand `commits` to execution in
+/// order, set `timers`, and serve the requests. Messages may leave only after the records
+/// are durable: that is what keeps a validator that crashes and restarts from ever signing
+/// two conflicting votes.
 #[derive(Clone, Debug, Default)]
 pub struct Actions {
     /// Records to make durable first.
@@ -118,7 +116,7 @@ pub struct Actions {
     /// (transactions already in proposals not yet committed); answer with [`Input::Batch`].
     pub batch_request: Option<BatchRequest>,
     /// Fetch committed blocks `from..=to` with their certificates from peers; answer with
-    /// [`Input::Synced`], in order.
+    /// [`Input::Synced`] for each reply.
     pub sync_request: Option<(u64, u64)>,
 }
 
@@ -140,6 +138,8 @@ pub struct Restored {
     pub committed: u64,
     /// Its hash (the genesis hash for a new node).
     pub last_hash: Hash,
+    /// Its timestamp (the genesis time for a new node): the next block must be later.
+    pub last_timestamp_ms: u64,
     /// Validator sets by epoch, as far as the ledger knows them.
     pub validators: Vec<(u64, ValidatorSet)>,
     /// The records persisted since the last prune.

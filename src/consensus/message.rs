@@ -100,4 +100,11 @@ pub enum Message {
         /// The round whose new view is wanted.
         round: u64,
     },
+    /// "I see votes for this height and view but never got its pre-prepare; send it."
+    FetchProposal {
+        /// The height.
+        height: u64,
+        /// The view of the proposal.
+        view: u64,
+    },
 }

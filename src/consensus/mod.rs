@@ -4,20 +4,22 @@
 //!
 //! Build a [`Pbft`] with [`Pbft::new`] from a [`Config`] and what the node had durably
 //! ([`Restored`]); then feed it every [`Input`] with [`Pbft::step`], passing the time in
-//! milliseconds. Each step returns [`Actions`]; carry them out in this order:
+//! milliseconds. Each step returns [`Actions`]; carry them out with [`drive`] on a [`Host`]
+//! (the node's actor and the simulator are both hosts). `drive` keeps the order that makes
+//! a validator safe:
 //!
-//! 1. make every [`Record`] in `persist` durable (and drop records at or below
-//!    `prune_below`): a vote may leave the node only once it is on disk, so a validator that
-//!    crashes and restarts can never sign two conflicting votes;
-//! 2. send `messages` ([`Target::All`] means every other validator);
-//! 3. execute `commits` in order (each block exactly once), and answer each with
+//! 1. make every [`Record`] durable (and drop records at or below `prune_below`): a vote
+//!    may leave the node only once it is on disk, so a validator that crashes and restarts
+//!    can never sign two conflicting votes;
+//! 2. send messages ([`Target::All`] means every other validator);
+//! 3. execute committed blocks in order (each exactly once), answering each with
 //!    [`Input::Executed`];
-//! 4. set `timers`, answering each expiry with [`Input::Timeout`] (a timer set again
+//! 4. set timers, answering each expiry with [`Input::Timeout`] (a timer set again
 //!    replaces the earlier setting; a stale expiry is ignored);
-//! 5. answer a `batch_request` with [`Input::Batch`], and a `sync_request` with
-//!    [`Input::Synced`] for each block fetched, in height order.
+//! 5. answer a batch request with [`Input::Batch`], and a sync request with
+//!    [`Input::Synced`] for each reply, in any order.
 //!
-//! The core verifies every signature and certificate itself; the caller only needs to
+//! The core verifies every signature, certificate and body itself; the host only needs to
 //! authenticate which validator a connection belongs to (`from`).
 //!
 //! # The protocol
@@ -42,16 +44,19 @@
 //! - Catch-up: a node that is behind fetches blocks with their commit certificates and
 //!   verifies each against the validator set of its height.
 
+mod budget;
+mod driver;
 mod io;
 mod leader;
 mod message;
 mod pbft;
-pub mod view_change;
 mod votes;
 
+pub use driver::{drive, Host};
 pub use io::{Actions, BatchRequest, Input, Record, Restored, Target, Timer, TimerKind};
 pub use leader::LeaderSchedule;
 pub use message::{
     CheckpointCertificate, CheckpointTarget, Message, NewView, PreparedCertificate, ViewChange,
 };
-pub use pbft::{Config, Mode, Pbft};
+pub use pbft::view_change;
+pub use pbft::{Config, Mode, Pbft, MAX_CLOCK_AHEAD_MS, SYNC_BUFFER};

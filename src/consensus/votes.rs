@@ -42,6 +42,14 @@ impl Tally {
             .collect()
     }
 
+    /// `signer`'s signature, if its vote is for `digest`.
+    pub fn signature_of(&self, signer: &Address, digest: &Hash) -> Option<Signature> {
+        self.by_signer
+            .get(signer)
+            .filter(|(d, _)| d == digest)
+            .map(|(_, signature)| *signature)
+    }
+
     /// Forgets every vote (a new view begins).
     pub fn clear(&mut self) {
         self.by_signer.clear();

@@ -315,6 +315,8 @@ pub fn arb_message() -> impl Strategy<Value = Message> {
         (arb_signed(arb_new_view()), vec(arb_proposal(), 0..3))
             .prop_map(|(new_view, bodies)| Message::NewView { new_view, bodies }),
         any::<u64>().prop_map(|round| Message::FetchNewView { round }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(height, view)| Message::FetchProposal { height, view }),
     ]
 }
 

@@ -23,7 +23,7 @@ const LOSSY: NetFaults = NetFaults {
 };
 
 /// A network as `setup` describes, with the given nodes Byzantine, under load.
-fn network(seed: u64, setup: &Setup, byzantine: &[(usize, Behaviour)]) -> World {
+pub fn network(seed: u64, setup: &Setup, byzantine: &[(usize, Behaviour)]) -> World {
     let mut world = World::new(seed, setup);
     for &(i, behaviour) in byzantine {
         world.nodes[i].behaviour = behaviour;
@@ -33,14 +33,14 @@ fn network(seed: u64, setup: &Setup, byzantine: &[(usize, Behaviour)]) -> World 
 }
 
 /// The honest nodes.
-fn honest(world: &World) -> Vec<usize> {
+pub fn honest(world: &World) -> Vec<usize> {
     (0..world.nodes.len())
         .filter(|&i| world.honest(i))
         .collect()
 }
 
 /// The highest round any honest node is in.
-fn max_honest_round(world: &World) -> u64 {
+pub fn max_honest_round(world: &World) -> u64 {
     honest(world)
         .into_iter()
         .map(|i| world.nodes[i].pbft.round())
@@ -51,7 +51,7 @@ fn max_honest_round(world: &World) -> u64 {
 /// Runs until every honest, alive node has committed `blocks` more blocks than the slowest
 /// one had, and asserts that happens within `within` ms of virtual time; then cross-checks
 /// the honest chains.
-fn assert_live(world: &mut World, within: u64, blocks: u64) {
+pub fn assert_live(world: &mut World, within: u64, blocks: u64) {
     let target = world.min_honest_height() + blocks;
     let deadline = world.now + within;
     while world.min_honest_height() < target && world.now < deadline {
@@ -67,7 +67,7 @@ fn assert_live(world: &mut World, within: u64, blocks: u64) {
 }
 
 /// Runs for `ms` of virtual time, calling `check` every 20 ms.
-fn run_checking(world: &mut World, ms: u64, mut check: impl FnMut(&World)) {
+pub fn run_checking(world: &mut World, ms: u64, mut check: impl FnMut(&World)) {
     let until = world.now + ms;
     while world.now < until {
         let next = (world.now + 20).min(until);
@@ -91,7 +91,7 @@ fn faulty_phases_checking(world: &mut World, phases: usize, mut check: impl FnMu
 }
 
 /// [`faulty_phases_checking`] with nothing to check.
-fn faulty_phases(world: &mut World, phases: usize) {
+pub fn faulty_phases(world: &mut World, phases: usize) {
     faulty_phases_checking(world, phases, |_| {});
 }
 
@@ -162,7 +162,12 @@ fn assert_never_proposed_by(world: &World, byzantine: &[(usize, Behaviour)]) {
 
 /// The nodes of the validators that lead views `first..first + count` in a network as
 /// `setup` describes, each with `behaviour`.
-fn leaders(setup: &Setup, first: u64, count: u64, behaviour: Behaviour) -> Vec<(usize, Behaviour)> {
+pub fn leaders(
+    setup: &Setup,
+    first: u64,
+    count: u64,
+    behaviour: Behaviour,
+) -> Vec<(usize, Behaviour)> {
     let world = World::new(0, setup);
     let validators = world.nodes[0]
         .ledger
@@ -373,22 +378,36 @@ fn f_faulty_leaders_in_a_row() {
     assert_live(&mut world, 30_000, 10);
 }
 
-/// Node 4 is a twin of validator 0 (same key, both honest cores): the twins are placed on
-/// opposite sides of three successive partitions, each side able to reach a quorum with one
-/// twin's vote; the honest nodes never disagree, and once healed they commit again.
+/// Validators 0 and 1 run twice (nodes 7 and 8 are their twins): together one Byzantine
+/// faction of two sevenths of stake. Three successive partitions each put one twin of each
+/// pair with two honest validators (four of seven: not a quorum) and the other twins with
+/// the remaining three (five of seven: a quorum). Only that side may decide; the honest
+/// nodes never disagree, and once healed they commit again.
+///
+/// Mutation caught: with the quorum rule weakened from `3w > 2S` to `2w > S`, four of seven
+/// decide too, both sides commit different blocks at one height, and the simulator's
+/// agreement check fails.
 #[test]
 fn twins_do_not_break_safety() {
-    let mut setup = Setup::equal(4);
-    setup.twins = vec![0];
-    let twins = [(0, Behaviour::Twin), (4, Behaviour::Twin)];
+    let mut setup = Setup::equal(7);
+    setup.twins = vec![0, 1];
+    let twins = [
+        (0, Behaviour::Twin),
+        (1, Behaviour::Twin),
+        (7, Behaviour::Twin),
+        (8, Behaviour::Twin),
+    ];
     let mut world = network(51, &setup, &twins);
     world.faults = NetFaults {
         delay: (1, 30),
         drop: 0.02,
         duplicate: 0.02,
     };
-    for groups in [[0, 0, 0, 1, 1], [1, 0, 1, 0, 0], [0, 1, 0, 0, 1]] {
-        world.partition = Some(groups.to_vec());
+    for small in [[2, 3], [4, 5], [5, 6]] {
+        let groups = (0..9)
+            .map(|j| u8::from(j > 1 && !small.contains(&j)))
+            .collect();
+        world.partition = Some(groups);
         world.run_until(world.now + 2_000);
     }
     world.partition = None;

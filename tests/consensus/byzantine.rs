@@ -6,8 +6,8 @@
 //! node's outgoing messages and what the world shows it (its own durable records, the honest
 //! nodes' progress); the simulator's event queue is the only memory it needs.
 
-use almagill::block::Proposal;
-use almagill::certificate::{Certificate, Phase, Signable, Signed, VoteTarget};
+use almagill::block::{Block, Proposal};
+use almagill::certificate::{Certificate, CommitCertificate, Phase, Signable, Signed, VoteTarget};
 use almagill::consensus::view_change;
 use almagill::consensus::{
     CheckpointCertificate, CheckpointTarget, Message, NewView, PreparedCertificate, Record, Target,
@@ -57,6 +57,20 @@ pub enum Behaviour {
     /// One of two nodes running an honest core under the same validator key: together they
     /// are one Byzantine validator.
     Twin,
+    /// Keeps every signed header and swaps the body under it for an unsigned theft: its
+    /// pre-prepares to half the validators, the bodies of its view changes, and its new
+    /// views to one validator; and the blocks it serves to a node catching up.
+    SwapBodies,
+    /// Serves a node catching up wrong blocks: bodies swapped, certificates of another
+    /// height, replies cut short, out of order or from the wrong height.
+    BadSync,
+    /// As leader, stamps its proposals with absurd times: zero, the time of the block
+    /// below, far in the future, `u64::MAX`. Everything validly signed.
+    BadTimestamps,
+    /// Besides its honest traffic, floods every validator with requests: new views,
+    /// proposals, checkpoint proofs (by stale checkpoint votes), and view changes for
+    /// ever higher rounds, each validly signed.
+    Flood,
 }
 
 impl Behaviour {
@@ -121,6 +135,19 @@ pub fn misbehave(
             sent
         }
         Behaviour::OldViews => old_views(world, i, out),
+        Behaviour::SwapBodies => swap_bodies(world, i, out),
+        Behaviour::BadSync => out,
+        Behaviour::BadTimestamps => out
+            .into_iter()
+            .map(|(t, m)| (t, restamp(world, i, m)))
+            .collect(),
+        Behaviour::Flood => {
+            let mut sent = out;
+            if world.rng.chance(0.3) {
+                sent.extend(flood(world, i).into_iter().map(|m| (Target::All, m)));
+            }
+            sent
+        }
         Behaviour::ForgeCertificates => {
             let out = equivocate(world, i, out);
             forge(world, i, out)
@@ -723,4 +750,208 @@ fn a_transfer(world: &World) -> Transaction {
         },
     }
     .sign(&world.bank[0], CHAIN)
+}
+
+/// Every Byzantine behaviour the random sweep draws from, [`Behaviour::Twin`] and
+/// [`Behaviour::Outsider`] aside (those need nodes of their own).
+pub const ALL: [Behaviour; 14] = [
+    Behaviour::Honest,
+    Behaviour::Silent,
+    Behaviour::SilentLeader,
+    Behaviour::Equivocate,
+    Behaviour::Duplicate,
+    Behaviour::Replay,
+    Behaviour::FarFuture,
+    Behaviour::WrongChain,
+    Behaviour::OldViews,
+    Behaviour::ForgeCertificates,
+    Behaviour::SwapBodies,
+    Behaviour::BadSync,
+    Behaviour::BadTimestamps,
+    Behaviour::Flood,
+];
+
+/// The body a [`Behaviour::SwapBodies`] node puts under a kept header: one transfer of
+/// 900,000 AGL from a funded bank account to itself, signed with its own key instead of
+/// the account's (so nobody with the right to spend signed it).
+pub fn theft(world: &World, i: usize) -> Vec<Transaction> {
+    let victim = world.bank[0].address();
+    let nonce = world.nodes[i]
+        .ledger
+        .account(&victim)
+        .map_or(0, |a| a.nonce);
+    let body = TxBody {
+        from: victim,
+        nonce,
+        kind: TxKind::Transfer {
+            to: world.nodes[i].key.address(),
+            amount: 900_000 * almagill::amount::AGL,
+        },
+    };
+    vec![body.sign(&world.nodes[i].key, CHAIN)]
+}
+
+/// The same header over the theft: its digest, and so every signature on it, still holds.
+fn swapped(world: &World, i: usize, proposal: &Proposal) -> Proposal {
+    Proposal {
+        header: proposal.header.clone(),
+        txs: theft(world, i),
+    }
+}
+
+/// See [`Behaviour::SwapBodies`].
+fn swap_bodies(world: &mut World, i: usize, out: Vec<(Target, Message)>) -> Vec<(Target, Message)> {
+    let others: Vec<_> = (0..world.nodes.len())
+        .filter(|&j| j != i)
+        .map(|j| world.nodes[j].key.address())
+        .collect();
+    let mut sent = Vec::new();
+    for (target, message) in out {
+        match message {
+            Message::PrePrepare { proposal, vote } if target == Target::All => {
+                world.attacked("swapped pre-prepare");
+                let fake = swapped(world, i, &proposal);
+                for (k, address) in others.iter().enumerate() {
+                    let proposal = if k % 2 == 0 { &proposal } else { &fake };
+                    let m = Message::PrePrepare {
+                        proposal: proposal.clone(),
+                        vote: vote.clone(),
+                    };
+                    sent.push((Target::One(*address), m));
+                }
+            }
+            Message::ViewChange {
+                view_change,
+                bodies,
+            } => {
+                if !bodies.is_empty() {
+                    world.attacked("swapped view change");
+                }
+                let bodies = bodies.iter().map(|b| swapped(world, i, b)).collect();
+                let m = Message::ViewChange {
+                    view_change,
+                    bodies,
+                };
+                sent.push((target, m));
+            }
+            Message::NewView { new_view, bodies } if target == Target::All => {
+                if bodies.iter().any(|b| !b.txs.is_empty()) {
+                    world.attacked("swapped new view");
+                }
+                let fake: Vec<Proposal> = bodies.iter().map(|b| swapped(world, i, b)).collect();
+                for (k, address) in others.iter().enumerate() {
+                    let bodies = if k == 0 { &fake } else { &bodies };
+                    let m = Message::NewView {
+                        new_view: new_view.clone(),
+                        bodies: bodies.clone(),
+                    };
+                    sent.push((Target::One(*address), m));
+                }
+            }
+            other => sent.push((target, other)),
+        }
+    }
+    sent
+}
+
+/// What a Byzantine node serves a node catching up (see [`Behaviour::SwapBodies`] and
+/// [`Behaviour::BadSync`]); other behaviours serve the truth.
+pub fn tamper_sync(
+    world: &mut World,
+    j: usize,
+    mut blocks: Vec<(Block, CommitCertificate)>,
+) -> Vec<(Block, CommitCertificate)> {
+    match world.nodes[j].behaviour {
+        Behaviour::SwapBodies => {
+            world.attacked("swapped catch-up reply");
+            for (block, _) in &mut blocks {
+                block.txs = theft(world, j);
+            }
+        }
+        Behaviour::BadSync if blocks.len() > 1 => {
+            world.attacked("bad catch-up reply");
+            let kind = world.rng.below(5);
+            match kind {
+                0 => {
+                    let k = world.rng.below(blocks.len() as u64) as usize;
+                    blocks[k].0.txs = theft(world, j);
+                }
+                1 => {
+                    let last = blocks.len() - 1;
+                    blocks[0].1 = blocks[last].1.clone();
+                }
+                2 => blocks.truncate(1 + world.rng.below(blocks.len() as u64 - 1) as usize),
+                3 => blocks.reverse(),
+                _ => {
+                    blocks.remove(0);
+                }
+            }
+        }
+        _ => {}
+    }
+    blocks
+}
+
+/// See [`Behaviour::BadTimestamps`]: a pre-prepare restamped and signed again.
+fn restamp(world: &mut World, i: usize, message: Message) -> Message {
+    let Message::PrePrepare { proposal, vote } = message else {
+        return message;
+    };
+    world.attacked("absurd timestamp");
+    let below = world.nodes[i]
+        .chain
+        .last()
+        .map_or(0, |(b, _, _)| b.header.proposal.timestamp_ms);
+    let timestamp_ms = match world.rng.below(4) {
+        0 => 0,
+        1 => below,
+        2 => world.now + 10 * almagill::consensus::MAX_CLOCK_AHEAD_MS,
+        _ => u64::MAX,
+    };
+    let mut proposal = proposal;
+    proposal.header.timestamp_ms = timestamp_ms;
+    let vote = sign(
+        world,
+        i,
+        VoteTarget {
+            digest: proposal.digest(),
+            ..vote.payload
+        },
+    );
+    Message::PrePrepare { proposal, vote }
+}
+
+/// See [`Behaviour::Flood`].
+pub fn flood(world: &mut World, i: usize) -> Vec<Message> {
+    let pbft = &world.nodes[i].pbft;
+    let (round, committed, low) = (pbft.round(), pbft.committed(), pbft.low());
+    let window = world.genesis.consensus.window;
+    let mut messages = vec![Message::FetchNewView { round }];
+    messages.extend(
+        (committed + 1..=committed + window).map(|height| Message::FetchProposal {
+            height,
+            view: height + round,
+        }),
+    );
+    let stale = low
+        .checked_sub(1)
+        .and_then(|k| world.nodes[i].chain.get(k as usize));
+    if let Some(&(_, _, state_root)) = stale {
+        let target = CheckpointTarget {
+            height: low,
+            state_root,
+        };
+        messages.push(Message::Checkpoint(sign(world, i, target)));
+    }
+    let higher = round + 1 + world.rng.below(1_000);
+    let view_change = ViewChange {
+        round: higher,
+        checkpoint: world.stable_checkpoint(i),
+        prepared: Vec::new(),
+    };
+    messages.push(Message::ViewChange {
+        view_change: sign(world, i, view_change),
+        bodies: Vec::new(),
+    });
+    messages
 }

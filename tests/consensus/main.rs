@@ -5,7 +5,11 @@
 //! `ALMAGILL_SIM_SEEDS=N` runs N seeds in each sweep instead of the default.
 
 mod adversaries;
+mod amplification;
+mod bodies;
 mod byzantine;
+mod fetches;
 mod rng;
 mod scenarios;
 mod sim;
+mod timestamps;

@@ -7,8 +7,10 @@
 use almagill::amount::AGL;
 use almagill::tx::{TxBody, TxKind};
 
-use crate::byzantine::Behaviour;
-use crate::sim::{NetFaults, Setup, World, CHAIN};
+use crate::byzantine::Behaviour::{self, Honest};
+use crate::byzantine::ALL;
+use crate::rng::Rng;
+use crate::sim::{CrashPoint, NetFaults, Setup, World, CHAIN};
 
 /// Seeds that once broke a version of the core, kept so they are run by name forever.
 /// (3: a lagging node's votes were ignored for heights others had committed; 9: votes that
@@ -50,38 +52,78 @@ fn honest_network_commits_and_agrees() {
     assert!(txs > 100, "only {txs} transactions committed");
 }
 
-/// One run of the random sweep: a faulty phase (lossy, duplicating, reordering network, a
-/// partition, a crash and restart, one Byzantine validator of a random kind), then a healed
-/// network in which every honest node must make progress within bounded virtual time.
+/// One run of the random sweep. The network is drawn from the seed: 4, 7 or 10
+/// validators; equal stakes, random unequal ones, or one validator holding just under a
+/// third; one Byzantine validator (under a third of stake) of any behaviour, or running as
+/// twins, or honest beside an outsider. Then a faulty phase: a lossy, duplicating,
+/// reordering network, a partition, and an honest validator that crashes (half the time in
+/// the middle of carrying out a step) and restarts from what its storage holds. On the
+/// healed network every honest node must make progress within bounded virtual time. Safety
+/// (agreement on whole blocks and state roots, no contradicting honest vote, supply) is
+/// checked on every event.
 fn random_run(seed: u64) {
-    let mut world = World::new(seed, &Setup::equal(4));
+    let mut rng = Rng::new(seed ^ 0x5eed_5eed);
+    let n = [4, 7, 10][rng.below(3) as usize];
+    let byzantine = rng.below(n as u64) as usize;
+    let mut setup = Setup::equal(n);
+    match rng.below(3) {
+        0 => {}
+        1 => {
+            setup.stakes = (0..n)
+                .map(|_| u128::from(1 + rng.below(100)) * AGL)
+                .collect()
+        }
+        _ => setup.stakes[byzantine] = u128::MAX,
+    }
+    // The Byzantine validator holds under a third: at most just under half of the rest.
+    let others: u128 = (0..n)
+        .filter(|&i| i != byzantine)
+        .map(|i| setup.stakes[i])
+        .sum();
+    setup.stakes[byzantine] = setup.stakes[byzantine].min((others - 1) / 2);
+    let kind = rng.below(ALL.len() as u64 + 2) as usize;
+    let mut byzantine_nodes = vec![(byzantine, ALL.get(kind).copied().unwrap_or(Honest))];
+    if kind == ALL.len() {
+        setup.twins = vec![byzantine];
+        byzantine_nodes = vec![(byzantine, Behaviour::Twin), (n, Behaviour::Twin)];
+    } else if kind == ALL.len() + 1 {
+        setup.outsiders = 1;
+        byzantine_nodes.push((n, Behaviour::Outsider));
+    }
+    if std::env::var("ALMAGILL_SIM_TRACE").is_ok() {
+        eprintln!("seed {seed}: {setup:?} byzantine {byzantine_nodes:?}");
+    }
+    let mut world = World::new(seed, &setup);
+    for (i, behaviour) in byzantine_nodes {
+        world.nodes[i].behaviour = behaviour;
+    }
     world.start_workload(100);
-    let byzantine = world.rng.below(4) as usize;
-    let behaviours = [
-        Behaviour::Honest,
-        Behaviour::Silent,
-        Behaviour::SilentLeader,
-        Behaviour::Equivocate,
-        Behaviour::Duplicate,
-        Behaviour::Replay,
-        Behaviour::FarFuture,
-        Behaviour::WrongChain,
-    ];
-    world.nodes[byzantine].behaviour =
-        behaviours[world.rng.below(behaviours.len() as u64) as usize];
     world.faults = NetFaults {
         delay: (1, 60),
         drop: 0.1,
         duplicate: 0.05,
     };
     world.run_until(500);
-    let groups: Vec<u8> = (0..4).map(|_| world.rng.below(2) as u8).collect();
+    let groups: Vec<u8> = (0..world.nodes.len())
+        .map(|_| world.rng.below(2) as u8)
+        .collect();
     world.partition = Some(groups);
     world.run_until(900);
     world.partition = None;
-    let crashed = (byzantine + 1 + world.rng.below(3) as usize) % 4;
-    world.crash(crashed);
+    let crashed = (byzantine + 1 + rng.below(n as u64 - 1) as usize) % n;
+    if std::env::var("ALMAGILL_SIM_TRACE").is_ok() {
+        eprintln!("seed {seed}: node {crashed} crashes at t={}", world.now);
+    }
+    match rng.below(4) {
+        0 => world.crash_mid_step(crashed, CrashPoint::AfterPersist),
+        1 => world.crash_mid_step(crashed, CrashPoint::BeforeExecute),
+        _ => world.crash(crashed),
+    }
     world.run_until(1_200);
+    if world.nodes[crashed].alive {
+        // The crash point was not reached: the node crashes between steps instead.
+        world.crash(crashed);
+    }
     world.restart(crashed);
     world.run_until(1_500);
     world.faults = NetFaults::CALM;

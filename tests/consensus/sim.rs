@@ -9,7 +9,10 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use almagill::amount::AGL;
 use almagill::block::Block;
 use almagill::certificate::{CommitCertificate, Phase};
-use almagill::consensus::{Actions, Config, Input, Message, Pbft, Record, Restored, Target};
+use almagill::consensus::{
+    drive, Actions, BatchRequest, Config, Host, Input, Message, Pbft, Record, Restored, Target,
+    Timer,
+};
 use almagill::crypto::{Address, Hash, Keypair};
 use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
 use almagill::ledger::Ledger;
@@ -41,6 +44,20 @@ impl NetFaults {
     };
 }
 
+/// A point inside the carrying-out of one step where a node may crash: what came before it
+/// happened (and is durable, if it was persisted), nothing after it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After its records were made durable, before any message left.
+    AfterPersist,
+    /// After its messages left and a block was committed by the core, before the block
+    /// was executed and stored.
+    BeforeExecute,
+}
+
+/// Decides, for each copy of a message (from, to, message), whether the network loses it.
+pub type LoseRule = Box<dyn FnMut(usize, usize, &Message) -> bool>;
+
 /// One simulated node.
 pub struct Node {
     /// Its key (twins share one).
@@ -61,6 +78,8 @@ pub struct Node {
     pub alive: bool,
     /// Bumped at every restart, so timers of an earlier life are dropped.
     pub incarnation: u32,
+    /// Where the node is to crash the next time it carries out a step that reaches it.
+    pub crash_at: Option<CrashPoint>,
 }
 
 impl Node {
@@ -98,6 +117,14 @@ pub struct World {
     pub faults: NetFaults,
     /// While set, messages between nodes in different groups are lost.
     pub partition: Option<Vec<u8>>,
+    /// Messages lost on purpose: called with (from, to, message) for every copy sent;
+    /// `true` loses it.
+    pub lose: Option<LoseRule>,
+    /// While set, only these nodes answer catch-up requests.
+    pub sync_servers: Option<Vec<usize>>,
+    /// Attacks Byzantine nodes carried out, by name: proof a scenario exercised what it
+    /// claims to.
+    pub attacks: HashMap<&'static str, u64>,
     /// The genesis every node shares.
     pub genesis: Genesis,
     /// Keys of the bank accounts the workload moves money between.
@@ -107,7 +134,8 @@ pub struct World {
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: HashMap<u64, Event>,
     seq: u64,
-    /// Block hash agreed at each height (by the first honest node to commit it).
+    /// The whole block (header and transactions) agreed at each height, as a hash of its
+    /// encoding (by the first honest node to commit it).
     agreed: HashMap<u64, Hash>,
     /// State root after each height (first honest node to execute it).
     roots: HashMap<u64, Hash>,
@@ -200,6 +228,9 @@ impl World {
             nodes: Vec::new(),
             faults: NetFaults::CALM,
             partition: None,
+            lose: None,
+            sync_servers: None,
+            attacks: HashMap::new(),
             genesis,
             bank,
             tx_rate: 0,
@@ -226,6 +257,7 @@ impl World {
                 behaviour: Behaviour::Honest,
                 alive: true,
                 incarnation: 0,
+                crash_at: None,
             });
             let i = world.nodes.len() - 1;
             world.carry_out(i, actions);
@@ -255,6 +287,11 @@ impl World {
             last_hash: chain
                 .last()
                 .map_or(self.genesis.hash(), |(b, _, _)| b.hash()),
+            last_timestamp_ms: chain
+                .last()
+                .map_or(self.genesis.genesis_time_ms, |(b, _, _)| {
+                    b.header.proposal.timestamp_ms
+                }),
             validators: ledger
                 .validator_epochs()
                 .map(|(e, v)| (e, v.clone()))
@@ -369,47 +406,41 @@ impl World {
         self.carry_out(i, actions);
     }
 
-    /// Carries out a node's actions as the real node would, checking invariants on the way.
+    /// Carries out a node's actions through the node's own driver, checking invariants on
+    /// the way. A Byzantine node's messages pass through its behaviour first; a node set to
+    /// crash mid-step stops where its crash point says.
     fn carry_out(&mut self, i: usize, actions: Actions) {
-        let node = &mut self.nodes[i];
-        if let Some(low) = actions.prune_below {
-            node.durable
-                .retain(|r| record_height(r).is_none_or(|h| h > low));
+        let crash_at = self.nodes[i].crash_at;
+        let mut host = SimHost {
+            world: self,
+            i,
+            crash_at,
+            crashed: false,
+            held: Vec::new(),
+        };
+        let Ok(()) = drive(&mut host, actions);
+        let SimHost { crashed, held, .. } = host;
+        if crashed || held.is_empty() {
+            return;
         }
-        node.durable.extend(actions.persist);
-        let honest = self.honest(i);
-        let mut outgoing = actions.messages;
-        if honest {
-            for (_, message) in &outgoing {
-                self.check_vote(message);
-            }
-        } else {
-            outgoing = crate::byzantine::misbehave(self, i, outgoing);
-        }
-        for (target, message) in outgoing {
+        for (target, message) in crate::byzantine::misbehave(self, i, held) {
             self.send(i, target, message);
         }
-        for (block, certificate) in actions.commits {
-            self.commit(i, block, certificate);
-        }
-        for (timer, after) in actions.timers {
-            self.input(i, self.now + after, Input::Timeout(timer));
-        }
-        if let Some(request) = actions.batch_request {
-            let exclude: HashSet<Hash> = request.exclude.into_iter().collect();
-            let txs: Vec<Transaction> = self.nodes[i]
-                .mempool
-                .iter()
-                .filter(|tx| !exclude.contains(&tx.hash()))
-                .take(request.max_txs)
-                .cloned()
-                .collect();
-            let height = request.height;
-            self.input(i, self.now + 1, Input::Batch { height, txs });
-        }
-        if let Some((from, to)) = actions.sync_request {
-            self.serve_sync(i, from, to);
-        }
+    }
+
+    /// Counts one attack of kind `what`.
+    pub fn attacked(&mut self, what: &'static str) {
+        *self.attacks.entry(what).or_insert(0) += 1;
+    }
+
+    /// How many attacks of kind `what` were carried out.
+    pub fn attacks(&self, what: &str) -> u64 {
+        self.attacks.get(what).copied().unwrap_or(0)
+    }
+
+    /// Node `i` is to crash at `point` the next time a step reaches it.
+    pub fn crash_mid_step(&mut self, i: usize, point: CrashPoint) {
+        self.nodes[i].crash_at = Some(point);
     }
 
     /// Sends a message from node `from` through the faulty network.
@@ -421,6 +452,11 @@ impl World {
                 .collect(),
         };
         for j in to {
+            if let Some(lose) = &mut self.lose {
+                if lose(from, j, &message) {
+                    continue;
+                }
+            }
             if let Some(groups) = &self.partition {
                 if groups[from] != groups[j] {
                     continue;
@@ -449,32 +485,43 @@ impl World {
         }
     }
 
-    /// A lagging node asks for blocks: one honest peer with them answers, in order.
+    /// A lagging node asks for blocks: one peer with them, chosen at random, answers with
+    /// one reply (a Byzantine peer's reply may be tampered with).
     fn serve_sync(&mut self, i: usize, from: u64, to: u64) {
         let peers: Vec<usize> = (0..self.nodes.len())
-            .filter(|&j| {
-                j != i && self.nodes[j].alive && self.honest(j) && self.nodes[j].height() >= from
-            })
+            .filter(|&j| j != i && self.nodes[j].alive && self.nodes[j].height() >= from)
+            .filter(|j| self.sync_servers.as_ref().is_none_or(|s| s.contains(j)))
             .collect();
         if peers.is_empty() {
             return;
         }
         let j = peers[self.rng.below(peers.len() as u64) as usize];
-        let last = to.min(self.nodes[j].height());
+        let last = to.min(self.nodes[j].height()).min(from + 63);
         let delay = self.rng.between(self.faults.delay.0, self.faults.delay.1);
-        for height in from..=last {
-            let (block, certificate, _) = self.nodes[j].chain[height as usize - 1].clone();
-            self.input(i, self.now + delay, Input::Synced { block, certificate });
+        let mut blocks: Vec<(Block, CommitCertificate)> = (from..=last)
+            .map(|height| {
+                let (block, certificate, _) = &self.nodes[j].chain[height as usize - 1];
+                (block.clone(), certificate.clone())
+            })
+            .collect();
+        if !self.honest(j) {
+            blocks = crate::byzantine::tamper_sync(self, j, blocks);
         }
+        self.input(i, self.now + delay, Input::Synced(blocks));
     }
 
     /// An honest validator must never sign two different digests for one slot and phase.
-    fn check_vote(&mut self, message: &Message) {
+    /// Only the sender's own votes count: a pre-prepare passed on to a validator that
+    /// missed it carries the leader's vote, not the sender's.
+    fn check_vote(&mut self, i: usize, message: &Message) {
         let vote = match message {
             Message::Vote(v) => v,
             Message::PrePrepare { vote, .. } => vote,
             _ => return,
         };
+        if vote.signer != self.nodes[i].key.address() {
+            return;
+        }
         let t = vote.payload;
         let key = (vote.signer, t.phase, t.height, t.view);
         let previous = *self.votes.entry(key).or_insert(t.digest);
@@ -505,7 +552,7 @@ impl World {
         }
         let outcome = node
             .ledger
-            .apply_block(height, &block.txs)
+            .apply_block(&block)
             .unwrap_or_else(|e| panic!("seed {seed}: node {i} cannot execute: {e}"));
         assert_eq!(
             node.ledger.total_supply(),
@@ -514,7 +561,7 @@ impl World {
         );
         let committed: HashSet<Hash> = block.txs.iter().map(Transaction::hash).collect();
         node.mempool.retain(|tx| !committed.contains(&tx.hash()));
-        let hash = block.hash();
+        let hash = whole_block_hash(&block);
         node.chain.push((block, certificate, outcome.state_root));
         if honest {
             let agreed = *self.agreed.entry(height).or_insert(hash);
@@ -594,6 +641,7 @@ impl World {
     /// Restarts node `i` from its durable state.
     pub fn restart(&mut self, i: usize) {
         let now = self.now;
+        self.nodes[i].crash_at = None;
         let node = &self.nodes[i];
         let restored = self.restored(&node.ledger, &node.chain, &node.durable);
         let config = self.config(&node.key);
@@ -624,7 +672,7 @@ impl World {
             .collect();
         for pair in honest.windows(2) {
             for (a, b) in pair[0].chain.iter().zip(&pair[1].chain) {
-                assert_eq!(a.0.hash(), b.0.hash(), "seed {}: chains differ", self.seed);
+                assert_eq!(a.0, b.0, "seed {}: chains differ", self.seed);
                 assert_eq!(a.2, b.2, "seed {}: state roots differ", self.seed);
             }
         }
@@ -677,5 +725,108 @@ fn record_height(record: &Record) -> Option<u64> {
         Record::Prepared(vote) => Some(vote.payload.height),
         Record::Committed { vote, .. } => Some(vote.payload.height),
         Record::ViewChange { .. } | Record::Stable(_) => None,
+    }
+}
+
+/// A block's identity for the agreement check: its header and its transactions. Two
+/// blocks under one header hash with different bodies must count as a disagreement.
+fn whole_block_hash(block: &Block) -> Hash {
+    Hash::digest(b"sim/whole-block", &[&almagill::encoding::encode(block)])
+}
+
+/// A node carrying out one step: the simulator as the core's host.
+struct SimHost<'a> {
+    world: &'a mut World,
+    i: usize,
+    /// Where this node is to crash, if it is.
+    crash_at: Option<CrashPoint>,
+    /// Whether it crashed during this step: everything after is lost.
+    crashed: bool,
+    /// A Byzantine node's messages, held for its behaviour to rewrite.
+    held: Vec<(Target, Message)>,
+}
+
+impl SimHost<'_> {
+    fn crash(&mut self) {
+        self.crashed = true;
+        self.world.nodes[self.i].crash_at = None;
+        self.world.crash(self.i);
+    }
+}
+
+impl Host for SimHost<'_> {
+    type Error = std::convert::Infallible;
+
+    fn persist(
+        &mut self,
+        records: Vec<Record>,
+        prune_below: Option<u64>,
+    ) -> Result<(), Self::Error> {
+        if self.crashed {
+            return Ok(());
+        }
+        let node = &mut self.world.nodes[self.i];
+        node.durable.extend(records);
+        if let Some(low) = prune_below {
+            node.durable
+                .retain(|r| record_height(r).is_none_or(|h| h > low));
+        }
+        if self.crash_at == Some(CrashPoint::AfterPersist) {
+            self.crash();
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, target: Target, message: Message) {
+        if self.crashed {
+            return;
+        }
+        if self.world.honest(self.i) {
+            self.world.check_vote(self.i, &message);
+            self.world.send(self.i, target, message);
+        } else {
+            self.held.push((target, message));
+        }
+    }
+
+    fn execute(&mut self, block: Block, certificate: CommitCertificate) {
+        if self.crashed {
+            return;
+        }
+        if self.crash_at == Some(CrashPoint::BeforeExecute) {
+            self.crash();
+            return;
+        }
+        self.world.commit(self.i, block, certificate);
+    }
+
+    fn set_timer(&mut self, timer: Timer, after_ms: u64) {
+        if !self.crashed {
+            let at = self.world.now + after_ms;
+            self.world.input(self.i, at, Input::Timeout(timer));
+        }
+    }
+
+    fn request_batch(&mut self, request: BatchRequest) {
+        if self.crashed {
+            return;
+        }
+        let exclude: HashSet<Hash> = request.exclude.into_iter().collect();
+        let txs: Vec<Transaction> = self.world.nodes[self.i]
+            .mempool
+            .iter()
+            .filter(|tx| !exclude.contains(&tx.hash()))
+            .take(request.max_txs)
+            .cloned()
+            .collect();
+        let height = request.height;
+        let at = self.world.now + 1;
+        self.world.input(self.i, at, Input::Batch { height, txs });
+    }
+
+    fn request_sync(&mut self, from: u64, to: u64) {
+        if !self.crashed {
+            self.world.serve_sync(self.i, from, to);
+        }
     }
 }

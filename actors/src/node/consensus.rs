@@ -3,13 +3,16 @@
 //! execution in order, timers run on the actor's context. It never waits on another actor
 //! inside a handler: answers come back as messages.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle};
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
-use almagill::consensus::{Actions, Input, Pbft, TimerKind};
+use almagill::consensus::{
+    drive, Actions, BatchRequest, Host, Input, Message as ConsensusMessage, Pbft, Record, Target,
+    Timer, TimerKind,
+};
 use almagill::crypto::{Address, Hash};
 use tracing::{debug, error, info};
 
@@ -19,7 +22,7 @@ use crate::node::messages::{
 };
 use crate::node::network::Network;
 use crate::node::state::StateActor;
-use crate::store::VoteStore;
+use crate::store::{StoreError, VoteStore};
 
 /// Milliseconds since the Unix epoch: the core's clock and blocks' timestamps.
 pub fn now_ms() -> u64 {
@@ -44,12 +47,6 @@ pub struct ConsensusEngine {
     pub state: Addr<StateActor>,
     /// The running timer of each kind.
     pub timers: HashMap<TimerKind, SpawnHandle>,
-    /// Blocks fetched from peers, waiting to be fed to the core in height order.
-    pub fetched: BTreeMap<u64, (Block, CommitCertificate)>,
-    /// The height catch-up is fetching up to.
-    pub sync_to: u64,
-    /// The height the ledger has executed.
-    pub executed: u64,
     /// Actions the core returned when it was built, carried out once the actor starts.
     pub initial: Option<Actions>,
 }
@@ -63,68 +60,94 @@ impl ConsensusEngine {
     }
 
     fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
+        let round = self.pbft.round();
         let actions = self.pbft.step(input, now_ms());
         self.carry_out(actions, ctx);
+        if self.pbft.round() != round {
+            info!(target: "consensus", round = self.pbft.round(), mode = ?self.pbft.mode(), "view change");
+        }
     }
 
     fn carry_out(&mut self, actions: Actions, ctx: &mut Context<Self>) {
-        if !actions.persist.is_empty() {
-            if let Err(e) = self.votes.append(&actions.persist) {
-                // Sending a vote that is not on disk could let a restart contradict it.
-                error!(target: "consensus", "cannot persist votes: {e}; stopping");
-                actix::System::current().stop_with_code(1);
-                return;
-            }
+        if let Err(e) = drive(&mut EngineHost { engine: self, ctx }, actions) {
+            // Sending a vote that is not on disk could let a restart contradict it.
+            error!(target: "consensus", "cannot persist votes: {e}; stopping");
+            actix::System::current().stop_with_code(1);
         }
-        if let Some(low) = actions.prune_below {
-            if let Err(e) = self.votes.prune_below(low) {
+    }
+}
+
+/// The engine as the core's [`Host`]: the vote log, the network, the state actor, the
+/// actor's timers and the mempool.
+struct EngineHost<'a> {
+    engine: &'a mut ConsensusEngine,
+    ctx: &'a mut Context<ConsensusEngine>,
+}
+
+impl Host for EngineHost<'_> {
+    type Error = StoreError;
+
+    fn persist(
+        &mut self,
+        records: Vec<Record>,
+        prune_below: Option<u64>,
+    ) -> Result<(), StoreError> {
+        if !records.is_empty() {
+            self.engine.votes.append(&records)?;
+        }
+        if let Some(low) = prune_below {
+            // Old records kept a little longer harm nothing: log and go on.
+            if let Err(e) = self.engine.votes.prune_below(low) {
                 error!(target: "consensus", "cannot prune the vote log: {e}");
             }
         }
-        for (target, message) in actions.messages {
-            if let almagill::consensus::Message::Vote(vote) = &message {
-                let t = vote.payload;
-                debug!(target: "consensus", height = t.height, view = t.view, phase = ?t.phase, "vote");
-            }
-            self.network.do_send(Outbound { target, message });
+        Ok(())
+    }
+
+    fn send(&mut self, target: Target, message: ConsensusMessage) {
+        if let ConsensusMessage::Vote(vote) = &message {
+            let t = vote.payload;
+            debug!(target: "consensus", height = t.height, view = t.view, phase = ?t.phase, "vote");
         }
-        for (block, certificate) in actions.commits {
-            let header = &block.header.proposal;
-            info!(
-                target: "consensus",
-                height = header.height,
-                view = header.view,
-                round = self.pbft.round(),
-                proposer = %self.name(&header.proposer),
-                txs = block.txs.len(),
-                hash = %short(&block.hash()),
-                "block committed"
-            );
-            self.state.do_send(Execute { block, certificate });
+        self.engine.network.do_send(Outbound { target, message });
+    }
+
+    fn execute(&mut self, block: Block, certificate: CommitCertificate) {
+        let header = &block.header.proposal;
+        info!(
+            target: "consensus",
+            height = header.height,
+            view = header.view,
+            round = self.engine.pbft.round(),
+            proposer = %self.engine.name(&header.proposer),
+            txs = block.txs.len(),
+            hash = %short(&block.hash()),
+            "block committed"
+        );
+        self.engine.state.do_send(Execute { block, certificate });
+    }
+
+    fn set_timer(&mut self, timer: Timer, after_ms: u64) {
+        if let Some(old) = self.engine.timers.remove(&timer.kind) {
+            self.ctx.cancel_future(old);
         }
-        for (timer, after) in actions.timers {
-            if let Some(old) = self.timers.remove(&timer.kind) {
-                ctx.cancel_future(old);
-            }
-            let handle = ctx.run_later(Duration::from_millis(after), move |engine, ctx| {
+        let handle = self
+            .ctx
+            .run_later(Duration::from_millis(after_ms), move |engine, ctx| {
                 engine.timers.remove(&timer.kind);
-                let round = engine.pbft.round();
                 engine.step(Input::Timeout(timer), ctx);
-                if engine.pbft.round() != round {
-                    info!(target: "consensus", round = engine.pbft.round(), mode = ?engine.pbft.mode(), "view change");
-                }
             });
-            self.timers.insert(timer.kind, handle);
-        }
-        if let Some(request) = actions.batch_request {
-            debug!(target: "consensus", height = request.height, "proposing");
-            self.mempool.do_send(RequestBatch(request));
-        }
-        if let Some((from, to)) = actions.sync_request {
-            info!(target: "consensus", from, to, "catching up");
-            self.sync_to = self.sync_to.max(to);
-            self.network.do_send(Fetch { from, to });
-        }
+        self.engine.timers.insert(timer.kind, handle);
+    }
+
+    fn request_batch(&mut self, request: BatchRequest) {
+        debug!(target: "consensus", height = request.height, "proposing");
+        self.engine.mempool.do_send(RequestBatch(request));
+    }
+
+    fn request_sync(&mut self, from: u64, to: u64) {
+        info!(target: "consensus", from, to, "catching up");
+        self.engine.network.do_send(Fetch { from, to });
     }
 }
 
@@ -146,17 +169,11 @@ impl Handler<Inbound> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
-        let round = self.pbft.round();
-        self.step(
-            Input::Message {
-                from: msg.from,
-                message: msg.message,
-            },
-            ctx,
-        );
-        if self.pbft.round() != round {
-            info!(target: "consensus", round = self.pbft.round(), mode = ?self.pbft.mode(), "view change");
-        }
+        let input = Input::Message {
+            from: msg.from,
+            message: msg.message,
+        };
+        self.step(input, ctx);
     }
 }
 
@@ -164,13 +181,11 @@ impl Handler<Batch> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Batch, ctx: &mut Context<Self>) {
-        self.step(
-            Input::Batch {
-                height: msg.height,
-                txs: msg.txs,
-            },
-            ctx,
-        );
+        let input = Input::Batch {
+            height: msg.height,
+            txs: msg.txs,
+        };
+        self.step(input, ctx);
     }
 }
 
@@ -178,52 +193,12 @@ impl Handler<Executed> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Executed, ctx: &mut Context<Self>) {
-        self.executed = msg.height;
-        self.step(
-            Input::Executed {
-                height: msg.height,
-                state_root: msg.state_root,
-                next_validators: msg.next_validators,
-            },
-            ctx,
-        );
-        if !self.fetched.is_empty() {
-            self.feed_fetched(ctx);
-        }
-    }
-}
-
-impl ConsensusEngine {
-    /// Feeds fetched blocks to the core in height order while it takes them (a block whose
-    /// epoch's validators are not known yet waits for execution to catch up), then asks for
-    /// more if catch-up is not done.
-    fn feed_fetched(&mut self, ctx: &mut Context<Self>) {
-        while let Some((block, certificate)) = self.fetched.remove(&(self.pbft.committed() + 1)) {
-            let before = self.pbft.committed();
-            self.step(
-                Input::Synced {
-                    block: block.clone(),
-                    certificate: certificate.clone(),
-                },
-                ctx,
-            );
-            if self.pbft.committed() == before {
-                // Refused. If execution is not behind, the validators were known and the
-                // block is bad: drop it and fetch again. Otherwise wait for execution.
-                if self.executed < before {
-                    self.fetched.insert(before + 1, (block, certificate));
-                }
-                break;
-            }
-        }
-        let committed = self.pbft.committed();
-        self.fetched = self.fetched.split_off(&(committed + 1));
-        if self.fetched.is_empty() && committed < self.sync_to {
-            self.network.do_send(Fetch {
-                from: committed + 1,
-                to: self.sync_to,
-            });
-        }
+        let input = Input::Executed {
+            height: msg.height,
+            state_root: msg.state_root,
+            next_validators: msg.next_validators,
+        };
+        self.step(input, ctx);
     }
 }
 
@@ -231,15 +206,7 @@ impl Handler<Fetched> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
-        let committed = self.pbft.committed();
-        for (block, certificate) in msg.0 {
-            // Bounded: only a window of heights above what is committed is kept.
-            let height = block.height();
-            if height > committed && height <= committed + 1024 {
-                self.fetched.insert(height, (block, certificate));
-            }
-        }
-        self.feed_fetched(ctx);
+        self.step(Input::Synced(msg.0), ctx);
     }
 }
 

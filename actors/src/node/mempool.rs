@@ -103,10 +103,10 @@ impl Handler<Committed> for Mempool {
     type Result = ();
 
     fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
-        if let Err(e) = self.ledger.apply_block(msg.height, &msg.txs) {
+        if let Err(e) = self.ledger.apply_block(&msg.block) {
             tracing::error!(target: "mempool", "its copy of the state is out of step: {e}");
         }
-        self.pool.on_commit(&msg.txs, &self.ledger);
+        self.pool.on_commit(&msg.block.txs, &self.ledger);
     }
 }
 

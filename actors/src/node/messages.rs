@@ -79,10 +79,8 @@ pub struct Executed {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Committed {
-    /// Its height.
-    pub height: u64,
-    /// Its transactions.
-    pub txs: Vec<Transaction>,
+    /// The block.
+    pub block: Block,
 }
 
 /// Store a committed block durably (StateActor → BlockStore).

@@ -101,7 +101,11 @@ pub fn run(loaded: Loaded) -> Result<()> {
             .context("the stored chain does not execute")?;
     }
     let last_hash = chain.last_hash().unwrap_or_else(|| genesis.hash());
-    let chain_height = chain.height();
+    let last_timestamp_ms = chain
+        .get(chain.height())
+        .map_or(genesis.genesis_time_ms, |(b, _)| {
+            b.header.proposal.timestamp_ms
+        });
     info!(target: "node", node = %config.name, height = chain.height(), "recovered from disk");
 
     let peer_listener = std::net::TcpListener::bind(config.listen)
@@ -112,6 +116,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
     let restored = Restored {
         committed: chain.height(),
         last_hash,
+        last_timestamp_ms,
         validators: ledger
             .validator_epochs()
             .map(|(epoch, set)| (epoch, set.clone()))
@@ -180,9 +185,6 @@ pub fn run(loaded: Loaded) -> Result<()> {
             mempool: mempool.clone(),
             state: state.clone(),
             timers: HashMap::new(),
-            fetched: Default::default(),
-            sync_to: 0,
-            executed: chain_height,
             initial: Some(initial),
         });
         crate::admin::server::start(

@@ -49,7 +49,7 @@ impl StateActor {
         block: &almagill::block::Block,
     ) -> Result<almagill::ledger::BlockOutcome, almagill::ledger::LedgerError> {
         let height = block.height();
-        let outcome = ledger.apply_block(height, &block.txs)?;
+        let outcome = ledger.apply_block(block)?;
         for (tx, result) in block.txs.iter().zip(&outcome.results) {
             let status = match result {
                 Ok(()) => TxOutcome::Committed(height),
@@ -83,8 +83,7 @@ impl Handler<Execute> for StateActor {
                     next_validators: outcome.new_validators,
                 });
                 self.mempool.do_send(Committed {
-                    height,
-                    txs: msg.block.txs.clone(),
+                    block: msg.block.clone(),
                 });
                 self.store.do_send(Append {
                     block: msg.block,

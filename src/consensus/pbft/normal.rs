@@ -1,0 +1,379 @@
+//! The normal case: a leader's pre-prepare, prepare and commit votes, blocks handed out in
+//! order, and proposing. Also the fetch of a pre-prepare this node missed.
+
+use std::collections::HashSet;
+
+use crate::block::{Block, Proposal};
+use crate::certificate::{Certificate, CommitCertificate, Phase, Signed, VoteTarget};
+use crate::crypto::{Address, Hash};
+use crate::tx::Transaction;
+
+use super::super::io::{BatchRequest, Record, Target, TimerKind};
+use super::super::message::Message;
+use super::{Mode, Pbft};
+
+/// How far ahead of this node's clock a proposal's timestamp may be. A leader's clock may
+/// run ahead of its peers' by this much; a stamp beyond it is refused.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 5_000;
+
+/// How many peers are asked for a proposal this node missed, per height and round.
+const PROPOSAL_ASKS: u8 = 3;
+
+impl Pbft {
+    pub(super) fn on_pre_prepare(
+        &mut self,
+        from: Address,
+        proposal: Proposal,
+        vote: Signed<VoteTarget>,
+    ) {
+        let t = vote.payload;
+        let height = t.height;
+        if t.phase != Phase::Prepare || !self.in_window(height) {
+            return;
+        }
+        let Some(leader) = self.leader_of(t.view) else {
+            return;
+        };
+        if vote.signer != leader || !self.in_current_round(from, &vote) {
+            return;
+        }
+        let header = &proposal.header;
+        if header.height != height
+            || header.view != t.view
+            || header.proposer != leader
+            || proposal.digest() != t.digest
+            || !self.timestamp_ok(height, header.timestamp_ms)
+        {
+            return;
+        }
+        if self
+            .slots
+            .get(&height)
+            .is_some_and(|s| s.proposal.is_some())
+        {
+            return;
+        }
+        // A peer whose pre-prepares keep failing the body check may not make this node
+        // check more of them in this period (charged to the sender, not the leader: a
+        // peer that passes on a leader's header with another body spends its own).
+        let period = self.period();
+        if !self.is_member(&from)
+            || !self.checks.allows(&from, period)
+            || !vote.verify(&self.cfg.chain_id)
+        {
+            return;
+        }
+        if !self.body_ok(&proposal) {
+            self.checks.take(from, period);
+            return;
+        }
+        self.accept_proposal(height, t.digest, proposal);
+        let slot = self.slots.entry(height).or_default();
+        slot.prepares.add(leader, t.digest, vote.signature);
+        // While waiting for the new view of this round, keep the proposal; act on it once
+        // the round begins.
+        if self.mode == Mode::Normal {
+            self.cast(Phase::Prepare, height, t.view, t.digest);
+            self.advance(height);
+        }
+    }
+
+    /// The timestamp the proposal below `height` carries, where this node knows it.
+    fn previous_timestamp(&self, height: u64) -> Option<u64> {
+        let below = height.checked_sub(1)?;
+        if below == self.committed {
+            return Some(self.last_timestamp);
+        }
+        let slot = self.slots.get(&below)?;
+        slot.proposal
+            .as_ref()
+            .map(|(_, p)| p)
+            .or(slot.committed.as_ref().map(|(_, p)| p))
+            .map(|p| p.header.timestamp_ms)
+    }
+
+    /// A proposal's time must come after the block below it (where known) and not run
+    /// ahead of this node's clock by more than [`MAX_CLOCK_AHEAD_MS`]. Safety never rests
+    /// on it: it keeps block times meaningful.
+    pub(super) fn timestamp_ok(&self, height: u64, timestamp_ms: u64) -> bool {
+        timestamp_ms <= self.now.saturating_add(MAX_CLOCK_AHEAD_MS)
+            && self
+                .previous_timestamp(height)
+                .is_none_or(|previous| timestamp_ms > previous)
+    }
+
+    /// Takes `proposal` as this round's for `height`.
+    pub(super) fn accept_proposal(&mut self, height: u64, digest: Hash, proposal: Proposal) {
+        self.slots.entry(height).or_default().proposal = Some((digest, proposal));
+        if height > self.proposed_to {
+            self.proposed_to = height;
+            self.last_proposal_at = self.now;
+        }
+    }
+
+    /// Signs and sends this node's prepare vote (a commit vote goes through `advance`).
+    pub(super) fn cast(&mut self, phase: Phase, height: u64, view: u64, digest: Hash) {
+        let target = VoteTarget {
+            phase,
+            height,
+            view,
+            digest,
+        };
+        if let Some(vote) = self.sign_vote(target) {
+            let slot = self.slots.entry(height).or_default();
+            slot.prepares.add(vote.signer, digest, vote.signature);
+            self.actions.persist.push(Record::Prepared(vote.clone()));
+            self.send(Target::All, Message::Vote(vote));
+        }
+    }
+
+    pub(super) fn on_vote(&mut self, from: Address, vote: Signed<VoteTarget>) {
+        let t = vote.payload;
+        // Votes for heights this node already committed still count: its own votes there
+        // may be what a lagging validator needs to complete a quorum. Votes for a round
+        // whose new view has not arrived yet are kept for when it does.
+        if !self.in_window(t.height) || !self.is_member(&vote.signer) {
+            return;
+        }
+        if !self.in_current_round(from, &vote) {
+            return;
+        }
+        let tally = self.slots.entry(t.height).or_default().tally(t.phase);
+        if tally.has(&vote.signer) || !vote.verify(&self.cfg.chain_id) {
+            return;
+        }
+        tally.add(vote.signer, t.digest, vote.signature);
+        if self.mode == Mode::Normal {
+            self.ask_for_missing_proposal(from, t);
+            self.advance(t.height);
+        }
+    }
+
+    /// Votes from more than a third of stake (so from an honest validator) for a proposal
+    /// this node never received: its pre-prepare was lost. Ask the voter for it, rather
+    /// than let the height wait for a view change.
+    fn ask_for_missing_proposal(&mut self, from: Address, t: VoteTarget) {
+        let Some(validators) = self.epoch().map(|e| e.validators.clone()) else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(&t.height) else {
+            return;
+        };
+        let weight = slot.tally(t.phase).weight(&t.digest, &validators);
+        if slot.proposal.is_some() || slot.asked >= PROPOSAL_ASKS || !validators.has_honest(weight)
+        {
+            return;
+        }
+        slot.asked += 1;
+        let (height, view) = (t.height, t.view);
+        self.send(Target::One(from), Message::FetchProposal { height, view });
+    }
+
+    /// A validator missed a pre-prepare this node holds: send it again, with the leader's
+    /// signed vote, within the validator's allowance.
+    pub(super) fn on_fetch_proposal(&mut self, from: Address, height: u64, view: u64) {
+        if !self.is_member(&from) {
+            return;
+        }
+        let Some(leader) = self.leader_of(view) else {
+            return;
+        };
+        let Some(slot) = self.slots.get(&height) else {
+            return;
+        };
+        let Some((digest, proposal)) = slot.proposal.as_ref() else {
+            return;
+        };
+        let Some(signature) = slot.prepares.signature_of(&leader, digest) else {
+            return;
+        };
+        if proposal.header.view != view || !self.answers.take(from, self.period()) {
+            return;
+        }
+        let vote = Signed {
+            payload: VoteTarget {
+                phase: Phase::Prepare,
+                height,
+                view,
+                digest: *digest,
+            },
+            signer: leader,
+            signature,
+        };
+        let proposal = proposal.clone();
+        self.send(Target::One(from), Message::PrePrepare { proposal, vote });
+    }
+
+    /// Moves a height forward: prepared (then commit), committed (then deliver in order).
+    pub(super) fn advance(&mut self, height: u64) {
+        if self.mode != Mode::Normal {
+            return;
+        }
+        let Some(validators) = self.epoch().map(|e| e.validators.clone()) else {
+            return;
+        };
+        let view = height.saturating_add(self.round);
+        let Some(slot) = self.slots.get(&height) else {
+            return;
+        };
+        let Some((digest, proposal)) = slot.proposal.clone() else {
+            return;
+        };
+        let prepared_here = slot
+            .prepared
+            .as_ref()
+            .is_some_and(|(c, _)| c.payload.view == view);
+        if !prepared_here && validators.is_quorum(slot.prepares.weight(&digest, &validators)) {
+            let target = VoteTarget {
+                phase: Phase::Prepare,
+                height,
+                view,
+                digest,
+            };
+            let certificate = Certificate::new(target, slot.prepares.signatures(&digest));
+            let commit = self.sign_vote(VoteTarget {
+                phase: Phase::Commit,
+                ..target
+            });
+            let slot = self.slots.entry(height).or_default();
+            slot.prepared = Some((certificate.clone(), proposal.clone()));
+            if let Some(vote) = commit {
+                slot.commits.add(vote.signer, digest, vote.signature);
+                self.actions.persist.push(Record::Committed {
+                    vote: vote.clone(),
+                    certificate,
+                    proposal: proposal.clone(),
+                });
+                self.send(Target::All, Message::Vote(vote));
+            }
+        }
+        let slot = self.slots.entry(height).or_default();
+        // A commit quorum alone proves more than two thirds prepared, so it is enough.
+        if slot.committed.is_none()
+            && validators.is_quorum(slot.commits.weight(&digest, &validators))
+        {
+            let target = VoteTarget {
+                phase: Phase::Commit,
+                height,
+                view,
+                digest,
+            };
+            slot.committed = Some((
+                Certificate::new(target, slot.commits.signatures(&digest)),
+                proposal,
+            ));
+            self.deliver();
+        }
+    }
+
+    /// Hands out every committed block whose predecessors are all out, in height order.
+    pub(super) fn deliver(&mut self) {
+        while let Some((certificate, proposal)) = self
+            .slots
+            .get(&(self.committed + 1))
+            .and_then(|s| s.committed.clone())
+        {
+            self.hand_out(Block::new(proposal, self.last_hash), certificate);
+        }
+    }
+
+    pub(super) fn hand_out(&mut self, block: Block, certificate: CommitCertificate) {
+        self.committed = block.height();
+        self.last_hash = block.hash();
+        self.last_timestamp = block.header.proposal.timestamp_ms;
+        self.proposed_to = self.proposed_to.max(self.committed);
+        self.actions.commits.push((block, certificate));
+        self.failures = 0;
+        if self.mode == Mode::Normal {
+            self.arm_view_timer();
+        }
+    }
+
+    // ----- proposing -------------------------------------------------------------------
+
+    pub(super) fn maybe_propose(&mut self) {
+        if self.mode != Mode::Normal || !self.is_validator() {
+            return;
+        }
+        let height = self.proposed_to + 1;
+        let view = height.saturating_add(self.round);
+        if self.pending_batch.is_some()
+            || !self.in_window(height)
+            || height > self.committed.saturating_add(self.cfg.params.window)
+            || self.leader_of(view) != self.me
+            || self.voted.contains_key(&(Phase::Prepare, height, view))
+        {
+            return;
+        }
+        let due = self
+            .last_proposal_at
+            .saturating_add(self.cfg.params.block_interval_ms);
+        if self.now < due {
+            if self.propose_due != Some(due) {
+                self.propose_due = Some(due);
+                self.set_timer(TimerKind::Propose, due - self.now);
+            }
+            return;
+        }
+        self.pending_batch = Some((height, self.round));
+        let exclude = self
+            .slots
+            .range(self.committed + 1..)
+            .filter_map(|(_, s)| s.proposal.as_ref())
+            .flat_map(|(_, p)| p.txs.iter().map(|tx| tx.hash()))
+            .collect();
+        self.actions.batch_request = Some(BatchRequest {
+            height,
+            max_txs: self.cfg.params.max_block_txs as usize,
+            exclude,
+        });
+    }
+
+    pub(super) fn on_batch(&mut self, height: u64, mut txs: Vec<Transaction>) {
+        if self.pending_batch != Some((height, self.round)) {
+            return;
+        }
+        self.pending_batch = None;
+        let view = height.saturating_add(self.round);
+        let Some(me) = self.me else { return };
+        if self.mode != Mode::Normal
+            || self.leader_of(view) != Some(me)
+            || !self.in_window(height)
+            || self
+                .slots
+                .get(&height)
+                .is_some_and(|s| s.proposal.is_some())
+        {
+            return;
+        }
+        // A block with a transaction twice is invalid: keep the first of each.
+        let mut seen = HashSet::new();
+        txs.retain(|tx| seen.insert(tx.hash()));
+        txs.truncate(self.cfg.params.max_block_txs as usize);
+        let after = self
+            .previous_timestamp(height)
+            .unwrap_or(0)
+            .saturating_add(1);
+        let proposal = Proposal::new(height, view, self.now.max(after), me, txs);
+        let digest = proposal.digest();
+        let Some(vote) = self.sign_vote(VoteTarget {
+            phase: Phase::Prepare,
+            height,
+            view,
+            digest,
+        }) else {
+            return;
+        };
+        // The batch came from this node's own mempool, which verified every signature.
+        self.verified.insert(digest, height);
+        self.actions.persist.push(Record::Prepared(vote.clone()));
+        self.accept_proposal(height, digest, proposal.clone());
+        self.slots
+            .entry(height)
+            .or_default()
+            .prepares
+            .add(me, digest, vote.signature);
+        self.send(Target::All, Message::PrePrepare { proposal, vote });
+        self.advance(height);
+    }
+}

@@ -1,0 +1,110 @@
+//! Catch-up: a node that is behind fetches committed blocks with their commit certificates,
+//! checks each against the validators of its height and its body against its header, and
+//! hands them out in order. Replies may come in any order and in pieces; a bounded window
+//! of them waits here for the heights below to arrive.
+
+use crate::block::Block;
+use crate::certificate::{CommitCertificate, Phase};
+
+use super::Pbft;
+
+/// Most fetched blocks kept above the committed height, waiting for the ones below.
+pub const SYNC_BUFFER: u64 = 128;
+
+/// What a fetched block at the next height turned out to be.
+enum Fetched {
+    /// Proven and well formed: hand it out.
+    Valid,
+    /// Its epoch's validators are not known until execution catches up: wait.
+    Unknown,
+    /// Wrong: drop it.
+    Invalid,
+}
+
+impl Pbft {
+    /// On a view timer: resend this node's checkpoint votes, let validators in higher rounds
+    /// be asked again for their new view, and if this node is behind rather than the network
+    /// stuck, fetch blocks instead of changing view.
+    pub(super) fn catch_up(&mut self) -> bool {
+        self.resend_checkpoint_votes();
+        self.asked.clear();
+        let target = self.ahead_height().unwrap_or(0).max(self.low());
+        if target > self.committed {
+            self.request_sync(target);
+            return true;
+        }
+        false
+    }
+
+    /// Asks the host for the blocks from the next height up to `to`.
+    pub(super) fn request_sync(&mut self, to: u64) {
+        self.sync_to = self.sync_to.max(to);
+        self.actions.sync_request = Some((self.committed + 1, self.sync_to));
+    }
+
+    pub(super) fn on_synced(&mut self, blocks: Vec<(Block, CommitCertificate)>) {
+        let top = self.committed.saturating_add(SYNC_BUFFER).min(self.sync_to);
+        for (block, certificate) in blocks {
+            let height = block.height();
+            if height > self.committed && height <= top {
+                self.fetched.insert(height, (block, certificate));
+            }
+        }
+        self.feed_fetched();
+    }
+
+    /// Hands out fetched blocks in height order while they check out. A wrong block throws
+    /// away the whole reply it may have come with, and the rest is asked for again (the
+    /// host asks another peer); once everything fetched is out, the next part is asked for.
+    pub(super) fn feed_fetched(&mut self) {
+        let before = self.committed;
+        let mut refused = false;
+        while let Some((block, certificate)) = self.fetched.remove(&(self.committed + 1)) {
+            match self.check_fetched(&block, &certificate) {
+                Fetched::Valid => {
+                    self.hand_out(block, certificate);
+                    self.deliver();
+                }
+                Fetched::Unknown => {
+                    self.fetched.insert(block.height(), (block, certificate));
+                    break;
+                }
+                Fetched::Invalid => {
+                    self.fetched.clear();
+                    refused = true;
+                }
+            }
+        }
+        self.fetched = self.fetched.split_off(&(self.committed + 1));
+        let progressed = self.committed > before;
+        if self.fetched.is_empty() && self.committed < self.sync_to && (progressed || refused) {
+            self.request_sync(self.sync_to);
+        }
+    }
+
+    fn check_fetched(&mut self, block: &Block, certificate: &CommitCertificate) -> Fetched {
+        let height = block.height();
+        let t = certificate.payload;
+        if block.header.prev != self.last_hash
+            || t.phase != Phase::Commit
+            || t.height != height
+            || t.digest != block.header.proposal.digest()
+        {
+            return Fetched::Invalid;
+        }
+        let Some(validators) = self.validators_at(height) else {
+            return if self.executed < self.committed {
+                Fetched::Unknown
+            } else {
+                Fetched::Invalid
+            };
+        };
+        let max_txs = self.cfg.params.max_block_txs as usize;
+        if certificate.verify(&self.cfg.chain_id, validators).is_err()
+            || block.check_body(&self.cfg.chain_id, max_txs).is_err()
+        {
+            return Fetched::Invalid;
+        }
+        Fetched::Valid
+    }
+}
