@@ -457,7 +457,7 @@ fn record_fields(record: &Record) -> Vec<u8> {
 #[test]
 fn every_message_and_record_variant_round_trips_with_fixed_layout() {
     let messages = every_message();
-    assert_eq!(messages.len(), 7);
+    assert_eq!(messages.len(), 8);
     for (tag, message) in messages.iter().enumerate() {
         check_value(message).unwrap();
         let bytes = encoding::encode(message);

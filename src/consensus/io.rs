@@ -86,6 +86,35 @@ pub enum Record {
     Stable(CheckpointCertificate),
 }
 
+/// Which of `records` (in the order they were written) a host keeps once everything at or
+/// below the stable checkpoint `low` may go: votes above `low`, the highest stable
+/// checkpoint and the highest round asked for (of equals, the last written). Restarting
+/// from what is kept gives the same core as restarting from everything. One rule, used by
+/// the node's vote log and the simulator alike.
+pub fn kept_after_prune(records: &[Record], low: u64) -> Vec<bool> {
+    let mut stable: Option<(u64, usize)> = None;
+    let mut round: Option<(u64, usize)> = None;
+    for (i, record) in records.iter().enumerate() {
+        let (best, key) = match record {
+            Record::Stable(certificate) => (&mut stable, certificate.payload.height),
+            Record::ViewChange { round: r } => (&mut round, *r),
+            _ => continue,
+        };
+        if best.is_none_or(|(k, _)| key >= k) {
+            *best = Some((key, i));
+        }
+    }
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| match record {
+            Record::Prepared(vote) | Record::Committed { vote, .. } => vote.payload.height > low,
+            Record::Stable(_) => stable.is_some_and(|(_, at)| at == i),
+            Record::ViewChange { .. } => round.is_some_and(|(_, at)| at == i),
+        })
+        .collect()
+}
+
 /// Where a message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {

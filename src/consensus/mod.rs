@@ -53,7 +53,9 @@ mod pbft;
 mod votes;
 
 pub use driver::{drive, Host};
-pub use io::{Actions, BatchRequest, Input, Record, Restored, Target, Timer, TimerKind};
+pub use io::{
+    kept_after_prune, Actions, BatchRequest, Input, Record, Restored, Target, Timer, TimerKind,
+};
 pub use leader::LeaderSchedule;
 pub use message::{
     CheckpointCertificate, CheckpointTarget, Message, NewView, PreparedCertificate, ViewChange,

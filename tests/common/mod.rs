@@ -88,7 +88,13 @@ pub fn signed(seed: u8, nonce: u64, kind: TxKind) -> Transaction {
 /// The proposal at `height` over `txs` (view `height`: round 0), proposed by
 /// [`address`]`(1)`, with the right transaction root.
 pub fn proposal(height: u64, txs: Vec<Transaction>) -> Proposal {
-    Proposal::new(height, height, 1_700_000_000_000 + height, address(1), txs)
+    Proposal::new(
+        height,
+        height,
+        1_700_000_000_000u64.saturating_add(height),
+        address(1),
+        txs,
+    )
 }
 
 /// The parent hash [`block`] puts under height `height`.

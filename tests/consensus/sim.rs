@@ -10,8 +10,8 @@ use almagill::amount::AGL;
 use almagill::block::Block;
 use almagill::certificate::{CommitCertificate, Phase};
 use almagill::consensus::{
-    drive, Actions, BatchRequest, Config, Host, Input, Message, Pbft, Record, Restored, Target,
-    Timer,
+    drive, kept_after_prune, Actions, BatchRequest, Config, Host, Input, Message, Pbft, Record,
+    Restored, Target, Timer,
 };
 use almagill::crypto::{Address, Hash, Keypair};
 use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
@@ -719,15 +719,6 @@ impl World {
     }
 }
 
-/// The height a record is about, if any (records at or below a stable checkpoint are pruned).
-fn record_height(record: &Record) -> Option<u64> {
-    match record {
-        Record::Prepared(vote) => Some(vote.payload.height),
-        Record::Committed { vote, .. } => Some(vote.payload.height),
-        Record::ViewChange { .. } | Record::Stable(_) => None,
-    }
-}
-
 /// A block's identity for the agreement check: its header and its transactions. Two
 /// blocks under one header hash with different bodies must count as a disagreement.
 fn whole_block_hash(block: &Block) -> Hash {
@@ -768,8 +759,9 @@ impl Host for SimHost<'_> {
         let node = &mut self.world.nodes[self.i];
         node.durable.extend(records);
         if let Some(low) = prune_below {
-            node.durable
-                .retain(|r| record_height(r).is_none_or(|h| h > low));
+            let keep = kept_after_prune(&node.durable, low);
+            let mut kept = keep.into_iter();
+            node.durable.retain(|_| kept.next().unwrap_or(false));
         }
         if self.crash_at == Some(CrashPoint::AfterPersist) {
             self.crash();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use almagill::consensus::Record;
+use almagill::consensus::{kept_after_prune, Record};
 use almagill::encoding;
 
 use super::{Log, StoreError};
@@ -112,30 +112,7 @@ impl VoteStore {
 
     /// For each record, whether a prune now would keep it.
     fn kept(&self) -> Vec<bool> {
-        // The latest (highest) stable checkpoint and round asked for; on a tie, the last.
-        let mut stable: Option<(u64, usize)> = None;
-        let mut round: Option<(u64, usize)> = None;
-        for (i, record) in self.records.iter().enumerate() {
-            let (best, key) = match record {
-                Record::Stable(certificate) => (&mut stable, certificate.payload.height),
-                Record::ViewChange { round: r } => (&mut round, *r),
-                _ => continue,
-            };
-            if best.is_none_or(|(k, _)| key >= k) {
-                *best = Some((key, i));
-            }
-        }
-        self.records
-            .iter()
-            .enumerate()
-            .map(|(i, record)| match record {
-                Record::Prepared(vote) | Record::Committed { vote, .. } => {
-                    vote.payload.height > self.low
-                }
-                Record::Stable(_) => stable.is_some_and(|(_, at)| at == i),
-                Record::ViewChange { .. } => round.is_some_and(|(_, at)| at == i),
-            })
-            .collect()
+        kept_after_prune(&self.records, self.low)
     }
 }
 
