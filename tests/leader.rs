@@ -209,14 +209,16 @@ fn genesis_at_the_supply_cap_builds_a_schedule() {
     assert_eq!(g.validate(), Ok(()));
     let ledger = Ledger::from_genesis(&g);
     let schedule = LeaderSchedule::new(ledger.validators_for(1).expect("the genesis set"));
-    let count = |seed| {
-        schedule
-            .cycle()
-            .iter()
-            .filter(|a| **a == address(seed))
-            .count()
-    };
-    assert_eq!((count(1), count(2)), (63, 1));
+    assert_eq!((entries(&schedule, 1), entries(&schedule, 2)), (63, 1));
+}
+
+/// How many entries of `schedule`'s cycle belong to [`address`]`(seed)`.
+fn entries(schedule: &LeaderSchedule, seed: u8) -> usize {
+    schedule
+        .cycle()
+        .iter()
+        .filter(|a| **a == address(seed))
+        .count()
 }
 
 /// A Stake transaction that brings a validator's stake to the supply cap less the other
@@ -257,14 +259,7 @@ fn staking_up_to_the_supply_cap_applies_and_the_schedule_builds() {
     assert!(set.is_quorum(MAX_SUPPLY - MIN_STAKE));
     assert!(!set.is_quorum(MIN_STAKE) && !set.has_honest(MIN_STAKE));
     let schedule = LeaderSchedule::new(&set);
-    let count = |seed| {
-        schedule
-            .cycle()
-            .iter()
-            .filter(|a| **a == address(seed))
-            .count()
-    };
-    assert_eq!((count(1), count(2)), (63, 1));
+    assert_eq!((entries(&schedule, 1), entries(&schedule, 2)), (63, 1));
 }
 
 /// A genesis document that was never validated can hold more than u128 in all. Nothing built

@@ -642,19 +642,21 @@ fn self_transfer_mints_nothing() {
     ));
 }
 
+/// A transfer of 5 base units from account 4 (nonce 0) to account 1.
+fn small_transfer() -> Transaction {
+    let kind = TxKind::Transfer {
+        to: address(1),
+        amount: 5,
+    };
+    signed(4, 0, kind)
+}
+
 /// Blocks execute strictly in order: a gap, a repeat or height 0 is refused with the
 /// height expected, and a refused block changes nothing.
 #[test]
 fn apply_block_refuses_out_of_order() {
     let mut ledger = Ledger::from_genesis(&test_genesis());
-    let tx = signed(
-        4,
-        0,
-        TxKind::Transfer {
-            to: address(1),
-            amount: 5,
-        },
-    );
+    let tx = small_transfer();
     let root = ledger.state_root();
     let epochs = known_epochs(&ledger);
     for height in [0, 2, 3, EPOCH_LENGTH, u64::MAX] {
@@ -691,14 +693,7 @@ fn apply_block_refuses_out_of_order() {
 #[test]
 fn apply_block_refuses_a_body_its_header_does_not_commit_to() {
     let mut ledger = Ledger::from_genesis(&test_genesis());
-    let tx = signed(
-        4,
-        0,
-        TxKind::Transfer {
-            to: address(1),
-            amount: 5,
-        },
-    );
+    let tx = small_transfer();
     let root = ledger.state_root();
     let mut swapped = block(1, Vec::new());
     swapped.txs = vec![tx.clone()];

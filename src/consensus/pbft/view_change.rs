@@ -295,6 +295,15 @@ impl Pbft {
             })
     }
 
+    /// A view change this node already verified and keeps needs no second check (it is
+    /// compared whole, signature included); any other is checked in full.
+    fn view_change_known_or_valid(&self, signed: &Signed<ViewChange>) -> bool {
+        self.view_changes
+            .get(&signed.signer)
+            .is_some_and(|(known, _)| known == signed)
+            || self.view_change_valid(signed)
+    }
+
     /// As the primary of the round being changed to, with a quorum of view changes, start
     /// the round.
     pub(super) fn try_new_view(&mut self) {
@@ -407,7 +416,10 @@ impl Pbft {
                     .weight(nv.view_changes.iter().map(|vc| &vc.signer)),
             )
             || !signed.verify(&self.cfg.chain_id)
-            || !nv.view_changes.iter().all(|vc| self.view_change_valid(vc))
+            || !nv
+                .view_changes
+                .iter()
+                .all(|vc| self.view_change_known_or_valid(vc))
         {
             return false;
         }
