@@ -66,7 +66,8 @@ fn lost_pre_prepare_is_fetched_without_a_view_change() {
 }
 
 /// Every pre-prepare for height 3 in round 0 is lost, so the network moves to round 1; node
-/// `v` then misses round 1's new view. Votes of round 1 show it the round began; it fetches
+/// `v` then misses round 1's new view (and its own view change for round 1 is lost, so no
+/// validator sends it the new view unasked). Votes of round 1 show it the round began; it fetches
 /// the new view and joins, never asking for round 2.
 ///
 /// Mutation caught: without the fetch (a node waiting in view-change mode does not ask for
@@ -79,10 +80,12 @@ fn lost_new_view_is_fetched_without_another_view_change() {
     let lost = Rc::new(Cell::new(0u32));
     let counter = lost.clone();
     let mut lost_new_view = false;
-    world.lose = Some(Box::new(move |_, to, message| match message {
+    world.lose = Some(Box::new(move |from, to, message| match message {
         Message::PrePrepare { proposal, .. } => {
             proposal.header.height == 3 && proposal.header.view == 3
         }
+        // Node v's own view change is lost too, so no one hands it the new view unasked.
+        Message::ViewChange { view_change, .. } => from == v && view_change.payload.round == 1,
         Message::NewView { new_view, .. } if to == v && !lost_new_view => {
             lost_new_view = new_view.payload.round == 1;
             if lost_new_view {

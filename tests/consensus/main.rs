@@ -8,6 +8,7 @@ mod adversaries;
 mod amplification;
 mod bodies;
 mod byzantine;
+mod driver;
 mod fetches;
 mod rng;
 mod scenarios;

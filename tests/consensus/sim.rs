@@ -532,6 +532,26 @@ impl World {
         );
     }
 
+    /// An honest node never sends a body its header does not commit to: whatever it passes
+    /// on, in a pre-prepare, a view change or a new view, went through the body check.
+    fn check_bodies(&self, i: usize, message: &Message) {
+        let bodies: Vec<&almagill::block::Proposal> = match message {
+            Message::PrePrepare { proposal, .. } => vec![proposal],
+            Message::ViewChange { bodies, .. } | Message::NewView { bodies, .. } => {
+                bodies.iter().collect()
+            }
+            _ => return,
+        };
+        for body in bodies {
+            assert!(
+                body.header.binds(&body.txs),
+                "seed {}: honest node {i} sent a body its header does not commit to (height {})",
+                self.seed,
+                body.header.height
+            );
+        }
+    }
+
     /// Executes a committed block on node `i`, checking agreement, order and supply.
     fn commit(&mut self, i: usize, block: Block, certificate: CommitCertificate) {
         let seed = self.seed;
@@ -775,6 +795,7 @@ impl Host for SimHost<'_> {
         }
         if self.world.honest(self.i) {
             self.world.check_vote(self.i, &message);
+            self.world.check_bodies(self.i, &message);
             self.world.send(self.i, target, message);
         } else {
             self.held.push((target, message));
