@@ -34,27 +34,37 @@ fn assert_every_committed_tx_signed(world: &World) {
 /// Loses every commit vote for `ms` of virtual time: heights prepare but do not commit, so
 /// the view changes that follow carry prepared certificates with their bodies.
 fn stall_commits(world: &mut World, ms: u64) {
-    world.lose = Some(Box::new(
-        |_, _, message| matches!(message, Message::Vote(v) if v.payload.phase == Phase::Commit),
-    ));
+    let mut before = world.lose.take();
+    world.lose = Some(Box::new(move |from, to, message| {
+        matches!(message, Message::Vote(v) if v.payload.phase == Phase::Commit)
+            || before.as_mut().is_some_and(|lose| lose(from, to, message))
+    }));
     world.run_until(world.now + ms);
     world.lose = None;
 }
 
 /// Finding 1, first reproduction: the primary of round 1 is Byzantine. It sends a valid new
-/// view, but to one backup every body under the kept headers is swapped for the theft.
-/// The backup refuses that new view, fetches the real one, and everyone commits the same
-/// whole blocks.
+/// view, but to one backup every body under the kept headers is swapped for the theft (and
+/// the genuine new view never reaches that backup). The backup refuses it, falls behind,
+/// catches up, and everyone commits the same whole blocks.
 ///
-/// Mutation caught: with the body check dropped from `new_view_valid` (digests compared
-/// only), the backup commits the theft under the agreed header and the simulator's
-/// whole-block agreement check fails.
+/// Mutation caught: MUTATION_M3
 #[test]
 fn body_swap_in_a_new_view_never_commits() {
     let setup = Setup::equal(4);
     let byzantine = leaders(&setup, 1, 1, Behaviour::SwapBodies);
+    let primary = byzantine[0].0;
+    let victim = usize::from(primary == 0);
     let mut world = network(61, &setup, &byzantine);
     world.run_until(1_000);
+    // The victim never gets round 1's genuine new view (neither from the primary nor from
+    // a peer it asks): only the swapped one.
+    world.lose = Some(Box::new(move |_, to, message| {
+        matches!(message, Message::NewView { new_view, bodies }
+            if to == victim
+                && new_view.payload.round == 1
+                && bodies.iter().all(|b| b.header.binds(&b.txs)))
+    }));
     stall_commits(&mut world, 1_500);
     assert_live(&mut world, 30_000, 20);
     assert!(
@@ -71,8 +81,9 @@ fn body_swap_in_a_new_view_never_commits() {
 /// builds its new view from the honest ones.
 ///
 /// Mutation caught: with the body check dropped from the view change path (`bodies_ok`
-/// comparing digests only), every honest node executes the theft, the ledger refuses the
-/// block whose body does not match its header, and the run fails.
+/// comparing digests only), the honest primary keeps the swapped view change and, taking
+/// the first body in address order, sends the theft in its new view; the simulator's check
+/// that an honest node never sends a body its header does not commit to fails.
 #[test]
 fn body_swap_in_a_view_change_never_commits() {
     let setup = Setup::equal(4);
@@ -115,9 +126,8 @@ fn body_swap_in_a_catch_up_reply_is_refused() {
 /// cut short, reversed, starting at the wrong height) from one peer: the node behind still
 /// reaches the head with the agreed chain.
 ///
-/// Mutation caught: accepting a fetched block whose certificate names another height
-/// (dropping `t.height != height` in the fetched-block check) commits a block nobody
-/// certified there, and the agreement check fails.
+/// Mutation caught: without the body check on fetched blocks (certificate only), the node
+/// commits the reply whose body was swapped and the ledger refuses to execute it.
 #[test]
 fn wrong_truncated_and_reordered_catch_up_replies_are_refused() {
     let (world, _) = catch_up_past(64, Behaviour::BadSync);
