@@ -48,7 +48,10 @@ fn stall_commits(world: &mut World, ms: u64) {
 /// the genuine new view never reaches that backup). The backup refuses it, falls behind,
 /// catches up, and everyone commits the same whole blocks.
 ///
-/// Mutation caught: MUTATION_M3
+/// Mutation caught: with the body check dropped from `new_view_valid` (digests compared
+/// only), the backup takes the swapped new view and passes the theft on (in its view
+/// changes); the simulator's check that an honest node never sends a body its header does
+/// not commit to fails.
 #[test]
 fn body_swap_in_a_new_view_never_commits() {
     let setup = Setup::equal(4);

@@ -870,8 +870,9 @@ pub fn tamper_sync(
         }
         Behaviour::BadSync if blocks.len() > 1 => {
             world.attacked("bad catch-up reply");
-            // Each kind in turn, so every kind is served within five replies.
-            let kind = world.attacks("bad catch-up reply") % 5;
+            // Each kind in turn (a swapped body first), so every kind is served within five
+            // replies.
+            let kind = (world.attacks("bad catch-up reply") - 1) % 5;
             match kind {
                 0 => {
                     let k = world.rng.below(blocks.len() as u64) as usize;
