@@ -60,7 +60,12 @@ pub enum Input {
     /// Blocks a peer sent in answer to a sync request, each with its commit certificate, in
     /// any order. The core keeps a bounded window of them, checks each (certificate against
     /// the validators of its height, body against its header) and hands them out in order.
-    Synced(Vec<(Block, CommitCertificate)>),
+    Synced {
+        /// The connection's authenticated peer: a wrong reply is charged to it.
+        from: Address,
+        /// The blocks, with their commit certificates.
+        blocks: Vec<(Block, CommitCertificate)>,
+    },
 }
 
 /// A record the core needs back after a restart, so that it never contradicts itself.

@@ -161,12 +161,16 @@ pub struct Pbft {
     /// The round whose new view each validator was last asked for (forgotten at each view
     /// timeout): a validator can make this node ask only itself, once per round it claims.
     asked: BTreeMap<Address, u64>,
+    /// While changing view: a validator was seen voting in the round this node waits for,
+    /// so the round has begun and its new view was missed (cleared at each view timeout).
+    round_began: bool,
     /// What each validator may still make this node send per period.
     answers: Budget,
     /// What each validator may still make this node verify per period.
     checks: Budget,
-    /// Blocks fetched from peers, waiting to be handed out in height order.
-    fetched: BTreeMap<u64, (Block, CommitCertificate)>,
+    /// Blocks fetched from peers (with the peer each came from), waiting to be handed out
+    /// in height order.
+    fetched: BTreeMap<u64, (Address, Block, CommitCertificate)>,
     /// The height catch-up is fetching up to.
     sync_to: u64,
     /// The latest generation of each timer.
@@ -215,6 +219,7 @@ impl Pbft {
             new_view: None,
             voted: BTreeMap::new(),
             asked: BTreeMap::new(),
+            round_began: false,
             answers,
             checks: Budget::new(CHECKS_PER_PERIOD),
             fetched: BTreeMap::new(),
@@ -227,9 +232,20 @@ impl Pbft {
         for (epoch, validators) in restored.validators {
             pbft.add_epoch(epoch, validators);
         }
+        // The stable checkpoint first: records at or below it are not needed (nor checked).
+        for record in &restored.records {
+            if let Record::Stable(certificate) = record {
+                if certificate.payload.height > pbft.stable.payload.height {
+                    pbft.stable = certificate.clone();
+                }
+            }
+        }
+        let low = pbft.low();
         let mut asked_round = 0;
         for record in restored.records {
             match record {
+                Record::Prepared(vote) | Record::Committed { vote, .. }
+                    if vote.payload.height <= low => {}
                 Record::Prepared(vote) => pbft.restore_vote(&vote),
                 Record::Committed {
                     vote,
@@ -252,16 +268,9 @@ impl Pbft {
                     }
                 }
                 Record::ViewChange { round } => asked_round = asked_round.max(round),
-                Record::Stable(certificate) => {
-                    if certificate.payload.height > pbft.stable.payload.height {
-                        pbft.stable = certificate;
-                    }
-                }
+                Record::Stable(_) => {}
             }
         }
-        let low = pbft.low();
-        pbft.slots.retain(|&height, _| height > low);
-        pbft.voted.retain(|&(_, height, _), _| height > low);
         if asked_round > pbft.round {
             pbft.start_view_change(asked_round);
         } else {
@@ -291,7 +300,7 @@ impl Pbft {
                 state_root,
                 next_validators,
             } => self.on_executed(height, state_root, next_validators),
-            Input::Synced(blocks) => self.on_synced(blocks),
+            Input::Synced { from, blocks } => self.on_synced(from, blocks),
         }
         self.maybe_propose();
         std::mem::take(&mut self.actions)
@@ -410,6 +419,7 @@ impl Pbft {
             && vote.verify(&self.cfg.chain_id)
         {
             self.asked.insert(from, round);
+            self.round_began |= round == self.round;
             self.send(Target::One(from), Message::FetchNewView { round });
         }
         round == self.round
@@ -502,6 +512,11 @@ impl Pbft {
             TimerKind::View if self.catch_up() => self.arm_view_timer(),
             TimerKind::View => match self.mode {
                 Mode::Normal => self.start_view_change(self.round.saturating_add(1)),
+                // The round began elsewhere (a validator voted in it): its new view was
+                // missed, so ask for it again rather than leave the round.
+                Mode::ViewChange if std::mem::take(&mut self.round_began) => {
+                    self.retry_view_change()
+                }
                 Mode::ViewChange if self.has_view_change_quorum(self.round, false) => {
                     self.start_view_change(self.round.saturating_add(1))
                 }

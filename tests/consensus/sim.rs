@@ -507,7 +507,8 @@ impl World {
         if !self.honest(j) {
             blocks = crate::byzantine::tamper_sync(self, j, blocks);
         }
-        self.input(i, self.now + delay, Input::Synced(blocks));
+        let from = self.nodes[j].key.address();
+        self.input(i, self.now + delay, Input::Synced { from, blocks });
     }
 
     /// An honest validator must never sign two different digests for one slot and phase.

@@ -49,6 +49,9 @@ pub struct ConsensusEngine {
     pub timers: HashMap<TimerKind, SpawnHandle>,
     /// Actions the core returned when it was built, carried out once the actor starts.
     pub initial: Option<Actions>,
+    /// Set when a record could not be made durable: from then on the core is fed nothing,
+    /// so no later step can send a vote resting on a record that is not on disk.
+    pub stopped: bool,
 }
 
 impl ConsensusEngine {
@@ -60,6 +63,9 @@ impl ConsensusEngine {
     }
 
     fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         let round = self.pbft.round();
         let actions = self.pbft.step(input, now_ms());
         self.carry_out(actions, ctx);
@@ -72,6 +78,7 @@ impl ConsensusEngine {
         if let Err(e) = drive(&mut EngineHost { engine: self, ctx }, actions) {
             // Sending a vote that is not on disk could let a restart contradict it.
             error!(target: "consensus", "cannot persist votes: {e}; stopping");
+            self.stopped = true;
             actix::System::current().stop_with_code(1);
         }
     }
@@ -206,7 +213,11 @@ impl Handler<Fetched> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
-        self.step(Input::Synced(msg.0), ctx);
+        let input = Input::Synced {
+            from: msg.from,
+            blocks: msg.blocks,
+        };
+        self.step(input, ctx);
     }
 }
 

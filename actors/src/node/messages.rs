@@ -116,4 +116,9 @@ pub struct Fetch {
 /// Blocks fetched from a peer (PeerConnection → ConsensusEngine).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Fetched(pub Vec<(Block, CommitCertificate)>);
+pub struct Fetched {
+    /// The peer that sent them.
+    pub from: Address,
+    /// The blocks, with their commit certificates.
+    pub blocks: Vec<(Block, CommitCertificate)>,
+}

@@ -186,6 +186,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
             state: state.clone(),
             timers: HashMap::new(),
             initial: Some(initial),
+            stopped: false,
         });
         crate::admin::server::start(
             admin_listener,

@@ -133,7 +133,10 @@ impl PeerConnection {
                     }
                 }));
             }
-            Wire::Blocks(blocks) => self.routes.engine.do_send(Fetched(blocks)),
+            Wire::Blocks(blocks) => self.routes.engine.do_send(Fetched {
+                from: self.peer,
+                blocks,
+            }),
             Wire::Hello(_) | Wire::Proof(_) => {
                 warn!(target: "peer", peer = %self.name, "handshake frame after the handshake; disconnecting");
                 ctx.stop();

@@ -34,7 +34,7 @@ impl Pbft {
         let Some(leader) = self.leader_of(t.view) else {
             return;
         };
-        if vote.signer != leader || !self.in_current_round(from, &vote) {
+        if vote.signer != leader || !self.is_member(&from) || !self.in_current_round(from, &vote) {
             return;
         }
         let header = &proposal.header;
@@ -57,10 +57,7 @@ impl Pbft {
         // check more of them in this period (charged to the sender, not the leader: a
         // peer that passes on a leader's header with another body spends its own).
         let period = self.period();
-        if !self.is_member(&from)
-            || !self.checks.allows(&from, period)
-            || !vote.verify(&self.cfg.chain_id)
-        {
+        if !self.checks.allows(&from, period) || !vote.verify(&self.cfg.chain_id) {
             return;
         }
         if !self.body_ok(&proposal) {

@@ -5,6 +5,7 @@
 
 use crate::block::Block;
 use crate::certificate::{CommitCertificate, Phase};
+use crate::crypto::Address;
 
 use super::Pbft;
 
@@ -42,42 +43,56 @@ impl Pbft {
         self.actions.sync_request = Some((self.committed + 1, self.sync_to));
     }
 
-    pub(super) fn on_synced(&mut self, blocks: Vec<(Block, CommitCertificate)>) {
+    /// A reply from `from`: kept only while this node is catching up, within the buffer,
+    /// and from a peer that has not sent too many wrong blocks this period; a block already
+    /// held for a height is not replaced.
+    pub(super) fn on_synced(&mut self, from: Address, blocks: Vec<(Block, CommitCertificate)>) {
+        if !self.checks.allows(&from, self.period()) {
+            return;
+        }
         let top = self.committed.saturating_add(SYNC_BUFFER).min(self.sync_to);
         for (block, certificate) in blocks {
             let height = block.height();
             if height > self.committed && height <= top {
-                self.fetched.insert(height, (block, certificate));
+                self.fetched
+                    .entry(height)
+                    .or_insert((from, block, certificate));
             }
         }
         self.feed_fetched();
     }
 
-    /// Hands out fetched blocks in height order while they check out. A wrong block throws
-    /// away the whole reply it may have come with, and the rest is asked for again (the
-    /// host asks another peer); once everything fetched is out, the next part is asked for.
+    /// Hands out fetched blocks in height order while they check out. A wrong block is
+    /// dropped and charged to the peer that sent it, with everything else that peer sent;
+    /// the missing part is asked for again (the host asks another peer). Once everything
+    /// fetched is out, the next part is asked for.
     pub(super) fn feed_fetched(&mut self) {
         let before = self.committed;
         let mut refused = false;
-        while let Some((block, certificate)) = self.fetched.remove(&(self.committed + 1)) {
+        while let Some((from, block, certificate)) = self.fetched.remove(&(self.committed + 1)) {
             match self.check_fetched(&block, &certificate) {
                 Fetched::Valid => {
                     self.hand_out(block, certificate);
                     self.deliver();
                 }
                 Fetched::Unknown => {
-                    self.fetched.insert(block.height(), (block, certificate));
+                    self.fetched
+                        .insert(block.height(), (from, block, certificate));
                     break;
                 }
                 Fetched::Invalid => {
-                    self.fetched.clear();
+                    self.checks.take(from, self.period());
+                    self.fetched.retain(|_, (sender, _, _)| *sender != from);
                     refused = true;
                 }
             }
         }
         self.fetched = self.fetched.split_off(&(self.committed + 1));
+        // Ask for more when this made progress or refused a block, unless the next block is
+        // here already (waiting for execution to catch up).
         let progressed = self.committed > before;
-        if self.fetched.is_empty() && self.committed < self.sync_to && (progressed || refused) {
+        let next_held = self.fetched.contains_key(&(self.committed + 1));
+        if self.committed < self.sync_to && (progressed || refused) && !next_held {
             self.request_sync(self.sync_to);
         }
     }

@@ -90,6 +90,7 @@ impl Pbft {
         }
         self.round = round;
         self.mode = Mode::ViewChange;
+        self.round_began = false;
         self.failures = self.failures.saturating_add(1);
         self.pending_batch = None;
         for slot in self.slots.values_mut() {
@@ -123,9 +124,9 @@ impl Pbft {
         self.try_new_view();
     }
 
-    /// A view timer ran out while changing view, with too few view changes to move on:
-    /// resend ours in case it was lost, and ask this round's primary for its new view in
-    /// case that was lost instead.
+    /// A view timer ran out while changing view, with too few view changes to move on or
+    /// with the round seen begun elsewhere: resend ours in case it was lost, and ask this
+    /// round's primary for its new view in case that was lost instead.
     pub(super) fn retry_view_change(&mut self) {
         if let Some(me) = self.me {
             if let Some((view_change, bodies)) = self.view_changes.get(&me).cloned() {
