@@ -186,6 +186,11 @@ pub fn leaders(
 /// An equivocating leader sends one proposal to some validators and another to the rest:
 /// neither gathers a commit quorum, so its views time out, the round moves past it, and
 /// blocks keep committing with one agreed chain.
+///
+/// Mutation caught: `Tally::weight` counting votes for every digest, not only the one
+/// weighed — node 0 commits a different block at height 3 than the others and the agreement
+/// check fails. (Not caught: a second pre-prepare for a slot replacing the first; no honest
+/// node is ever sent both proposals.)
 #[test]
 fn equivocating_leader_is_replaced() {
     let mut world = network(41, &Setup::equal(4), &[(1, Behaviour::Equivocate)]);
@@ -198,6 +203,11 @@ fn equivocating_leader_is_replaced() {
 /// Every message sent three times, twice re-encoded, counts once: on a calm network not a
 /// single view changes and throughput matches an honest network's; after a faulty phase,
 /// progress resumes.
+///
+/// Mutation caught: `on_vote` without its `tally.has` check and a `Tally` that keeps and
+/// weighs every copy — quorums made of copies, and after the faulty phase the nodes stay in
+/// view change (no progress to height 148). (Not caught: `Tally::add` letting the last vote
+/// win; the copies are identical.)
 #[test]
 fn duplicate_and_reencoded_votes_change_nothing() {
     let committed_in_5s = |behaviour| {
@@ -219,6 +229,13 @@ fn duplicate_and_reencoded_votes_change_nothing() {
 /// Two nodes whose keys are not validators inject votes, proposals, checkpoints, view
 /// changes and new views shaped like the live traffic: no view changes because of them, no
 /// certificate ever carries their signatures, and blocks keep committing.
+///
+/// Mutation caught: `is_member` true for every key — the outsiders count as validators, and
+/// after the faulty phase every node stays in view change (no progress to height 101). Not
+/// caught: `on_vote` without its membership check (even with outsiders given stake in
+/// `ValidatorSet::weight`), `Certificate::verify` accepting non-validators, outsiders'
+/// checkpoint votes kept and counted: the injected messages arrive after the quorum they
+/// could join.
 #[test]
 fn non_validator_votes_are_ignored() {
     let mut setup = Setup::equal(4);
@@ -236,6 +253,10 @@ fn non_validator_votes_are_ignored() {
 
 /// A validator that signs everything for another chain is, to this chain, a silent one:
 /// none of its signatures lands in a certificate, and the other three carry on.
+///
+/// Mutation caught: `crypto::signing_message` leaving out the chain id — the other chain's
+/// signatures verify here, and node 0 holds a certificate signed by the wrong-chain
+/// validator.
 #[test]
 fn wrong_chain_signatures_are_ignored() {
     let mut world = network(44, &Setup::equal(4), &[(2, Behaviour::WrongChain)]);
@@ -248,6 +269,10 @@ fn wrong_chain_signatures_are_ignored() {
 /// A validator replays votes and proposals of rounds it has left, and echoes its messages
 /// seconds later, through three rounds of partitions: safety holds, and once the network
 /// heals blocks commit again.
+///
+/// Mutation caught: `in_current_round` taking votes of earlier rounds as current (`round <=
+/// self.round`) — after the partitions every node stays in view change in round 2 (no
+/// progress to height 37).
 #[test]
 fn old_view_replays_are_ignored() {
     let mut world = network(45, &Setup::equal(4), &[(3, Behaviour::OldViews)]);
@@ -266,6 +291,12 @@ fn old_view_replays_are_ignored() {
 /// Heights, views, rounds and checkpoint heights up to `u64::MAX`, in every kind of
 /// message: on a calm network no honest node leaves round 0, and after a faulty phase the
 /// rounds stay small and blocks commit.
+///
+/// Mutation caught: `join_higher_round` following a single validator (no more-than-a-third
+/// check) — at t=440 the honest nodes jump to round 18446744073709551188 and "a view
+/// changed" fails; likewise `ahead_height` trusting one validator's claim (no progress to
+/// height 103). Not caught: no `in_window` check in `on_vote` and `on_pre_prepare`; no
+/// `AHEAD_VOTES` bound (memory, which this test does not measure).
 #[test]
 fn far_future_numbers_cost_nothing() {
     let mut world = network(46, &Setup::equal(4), &[(0, Behaviour::FarFuture)]);
@@ -285,6 +316,11 @@ fn far_future_numbers_cost_nothing() {
 /// window; a checkpoint certificate it signed alone) and sends a new view of its own where
 /// it is not the primary: every honest stable checkpoint is still a real quorum certificate,
 /// and after the partitions heal, blocks commit.
+///
+/// Mutation caught: `view_change_valid` not checking the checkpoint certificate — the
+/// forger's self-signed checkpoint becomes the honest nodes' low watermark (12, above their
+/// height 9) and there is no progress to height 19. Not caught, here or in 60 seeds of each
+/// random sweep part: prepared certificates not verified.
 #[test]
 fn forged_view_change_certificates_are_rejected() {
     let mut world = network(47, &Setup::equal(4), &[(1, Behaviour::ForgeCertificates)]);
@@ -315,6 +351,9 @@ fn forged_view_change_certificates_are_rejected() {
 /// recomputed plan (another digest, a gap filler with a transaction, a height missing, a
 /// height added), and the other signs the valid one as a non-primary. No honest node ever
 /// enters a round they lead, and the rounds after them bring progress.
+///
+/// Mutation caught: `new_view_valid` not comparing a re-proposed digest with the plan's (as
+/// also with no comparison to the plan at all) — node 1 enters a forged new view.
 #[test]
 fn mismatching_new_view_is_rejected() {
     let setup = Setup::equal(7);
@@ -355,6 +394,10 @@ fn mismatching_new_view_is_rejected() {
 /// A validator that votes but never proposes: each view it leads times out and the next
 /// round's leader takes over, across an epoch boundary (height 40) too; none of the
 /// committed blocks is its own.
+///
+/// Mutation caught: the view timer never starting a view change in normal mode — every node
+/// stays in round 0 and there is no progress to height 60 in 60 s; likewise a view change
+/// never given up for the next round (stuck in round 1).
 #[test]
 fn silent_leader_is_replaced() {
     let byzantine = [(2, Behaviour::SilentLeader)];
@@ -367,6 +410,11 @@ fn silent_leader_is_replaced() {
 /// Seven validators of equal stake, the two that lead views 1 and 2 (adjacent in the leader
 /// cycle) silent: a height can meet both in a row, yet every height commits within bounded
 /// time, and none of their proposals is ever committed.
+///
+/// Mutation caught: a view change never given up for the next round (the timeout in
+/// view-change mode only retries) — stuck in round 1, whose primary is silent, with no
+/// progress to height 20; likewise the view timer never starting a view change in normal
+/// mode.
 #[test]
 fn f_faulty_leaders_in_a_row() {
     let setup = Setup::equal(7);
@@ -419,6 +467,9 @@ fn twins_do_not_break_safety() {
 /// vote for the last height of epoch 0, so each commits it, but every checkpoint vote for it
 /// is lost. The window cannot pass the end of an epoch without that checkpoint, so once the
 /// network heals the votes must reach the others somehow; blocks must commit into epoch 1.
+///
+/// Mutation caught: `catch_up` no longer calling `resend_checkpoint_votes` — every node
+/// stays at height 40 with its low watermark at 36, and there is no progress to height 45.
 #[test]
 fn checkpoint_votes_lost_at_an_epoch_end_are_recovered() {
     let mut world = network(52, &Setup::equal(4), &[]);
@@ -504,6 +555,9 @@ fn twins_run(seed: u64, validators: usize, twins: usize) {
 }
 
 /// Twins sweep: 4 validators, one of them twinned, over random partition schedules.
+///
+/// Mutation caught: the quorum rule weakened to `2w >= S` — with `ALMAGILL_SIM_SEEDS=60`,
+/// at seed 6 node 3 commits a different block at height 4 and the agreement check fails.
 #[test]
 fn twins_sweep_4_validators_one_twin() {
     for seed in seeds(150) {

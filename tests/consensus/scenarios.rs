@@ -206,6 +206,9 @@ fn crash_restart_never_contradicts_earlier_votes() {
 
 /// Three validators of equal stake, one silent: the live two hold exactly two thirds, which
 /// is not more than two thirds, so nothing is ever decided (and nothing unsafe happens).
+///
+/// Mutation caught: the quorum rule weakened to `3w >= 2S` — the two live validators decide
+/// (height 51 after 30 s).
 #[test]
 fn exactly_two_thirds_of_stake_never_decides() {
     let mut setup = Setup::equal(3);
@@ -233,6 +236,10 @@ fn two_thirds_plus_one_unit_decides() {
 
 /// A single validator holding more than a third of stake goes silent: progress stops (at
 /// most the blocks already in flight finish), and safety holds throughout.
+///
+/// Mutation caught: the quorum rule weakened to `3w > S` — the live two keep committing
+/// after the silence. Not caught: `2w > S`, since the live two hold 200 of 401, under half
+/// (a silent validator with between a third and a half of stake would catch it).
 #[test]
 fn silent_validator_over_a_third_halts_progress() {
     let mut setup = Setup::equal(3);
@@ -285,6 +292,14 @@ fn pipelining_raises_throughput() {
 /// Validator-set changes take effect at epoch boundaries: a validator that unstakes
 /// everything in epoch 0 is gone from the set of epoch 2 on, signs no certificate there, and
 /// the others go on committing through the change (the window drains at each epoch's end).
+///
+/// Mutation caught: `on_executed` ignoring the next epoch's validator set — no progress
+/// past height 16; likewise `set_stable` dropping the checkpoint's own epoch (`keep_from`
+/// its epoch + 1: no progress past height 4). Not caught: `window_top` not clamped at the
+/// epoch's end (on this calm network each epoch's last checkpoint is stable before the next
+/// height is proposed); consensus using the low watermark's epoch (the departed validator
+/// then votes on heights 17-20, but is never among the first quorum in node 0's
+/// certificates).
 #[test]
 fn validator_set_changes_at_epoch_boundaries() {
     let mut setup = Setup::equal(4);
@@ -332,6 +347,11 @@ fn validator_set_changes_at_epoch_boundaries() {
 /// carry that checkpoint, whose validators (the ended epoch's) must still be known, or no
 /// view change is ever valid again and the chain halts. Each validator in turn goes silent
 /// just as the first checkpoint at an epoch's end becomes stable.
+///
+/// Mutation caught: `set_stable` dropping the ended epoch along with its last checkpoint
+/// (`keep_from` the epoch of the height above) — every node stays in view change in round 1
+/// with its low watermark at 8, and there is no progress past height 24. Not caught:
+/// `window_top` not clamped at the epoch's end; consensus using the low watermark's epoch.
 #[test]
 fn view_change_just_after_an_epoch_boundary() {
     for silent in 0..4 {
