@@ -237,13 +237,14 @@ fn two_thirds_plus_one_unit_decides() {
 /// A single validator holding more than a third of stake goes silent: progress stops (at
 /// most the blocks already in flight finish), and safety holds throughout.
 ///
-/// Mutation caught: the quorum rule weakened to `3w > S` — the live two keep committing
-/// after the silence. Not caught: `2w > S`, since the live two hold 200 of 401, under half
-/// (a silent validator with between a third and a half of stake would catch it).
+/// The silent validator holds 101 of 301: over a third, under a half.
+///
+/// Mutation caught: the quorum rule weakened to `2w > S` (or `3w > S`) — the live two,
+/// holding 200 of 301, keep committing after the silence.
 #[test]
 fn silent_validator_over_a_third_halts_progress() {
     let mut setup = Setup::equal(3);
-    setup.stakes = vec![100 * AGL, 100 * AGL, 201 * AGL];
+    setup.stakes = vec![100 * AGL, 100 * AGL, 101 * AGL];
     let mut world = World::new(12, &setup);
     world.start_workload(50);
     assert_progress(&mut world, 3_000, 5);
