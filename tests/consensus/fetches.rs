@@ -108,7 +108,7 @@ fn lost_new_view_is_asked_for_again_at_the_view_timeout() {
         generation: 1,
     });
     // Each step into v's core; the latest setting of its view timer is kept.
-    let mut step = |world: &mut World, input: Input, now: u64| {
+    let step = |world: &mut World, input: Input, now: u64| {
         let actions = world.nodes[v].pbft.step(input, now);
         if let Some((t, _)) = actions
             .timers
