@@ -90,7 +90,13 @@ impl Handler<Execute> for StateActor {
                     certificate: msg.certificate,
                 });
             }
-            Err(e) => error!(target: "state", "cannot execute block {height}: {e}"),
+            Err(e) => {
+                // Consensus hands out only checked blocks, in order: a block the ledger
+                // refuses means a bug or corrupt state. Going on would leave consensus
+                // waiting for an execution that never comes; stop instead.
+                error!(target: "state", "cannot execute block {height}: {e}; stopping");
+                actix::System::current().stop_with_code(1);
+            }
         }
     }
 }
