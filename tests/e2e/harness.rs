@@ -566,6 +566,25 @@ impl Net {
         self.children[i] = Some(child);
     }
 
+    /// Node `i`'s process id; it must be running.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.children[i]
+            .as_ref()
+            .unwrap_or_else(|| panic!("node{i} is not running"))
+            .id()
+    }
+
+    /// Node `i`'s resident memory in KiB (`VmRSS` of /proc/<pid>/status).
+    pub fn rss_kib(&self, i: usize) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid(i)))
+            .unwrap_or_else(|e| panic!("node{i}'s /proc status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS for node{i}"))
+    }
+
     /// Whether node `i` is running as far as this harness knows.
     pub fn running(&self, i: usize) -> bool {
         self.children[i].is_some()

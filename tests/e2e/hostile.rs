@@ -8,77 +8,17 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::harness::{read_until_closed, Net, Rng, DEADLINE};
+use crate::peer_client::{connect, dial_with_proof};
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
 
-/// How long the node may take to close a bad peer connection: its handshake timeout is 5 s.
+/// How long the node may take to close a bad peer connection: its handshake timeout is 3 s.
 const CLOSE_WITHIN: Duration = Duration::from_secs(20);
 
-/// The body of a `Wire::Hello(Hello { chain_id, genesis, address, challenge })` frame in the
-/// canonical encoding (little-endian, fixed-width integers): the variant index as a u32
-/// (Hello is the first variant), the chain id as a u64 length and its bytes, then the
-/// 32-byte genesis hash, address and challenge.
-fn hello_body(chain_id: &str, genesis: &[u8], address: &[u8], challenge: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&0u32.to_le_bytes());
-    body.extend_from_slice(&(chain_id.len() as u64).to_le_bytes());
-    body.extend_from_slice(chain_id.as_bytes());
-    for part in [genesis, address, challenge] {
-        assert_eq!(part.len(), 32);
-        body.extend_from_slice(part);
-    }
-    body
-}
-
-/// A frame: a u32 big-endian length, then the body.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
-/// Reads one frame's body.
-fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut body)?;
-    Ok(body)
-}
-
-/// Splits a Hello body into (chain id, genesis, address, challenge).
-fn parse_hello(body: &[u8]) -> (String, Vec<u8>, Vec<u8>, Vec<u8>) {
-    assert_eq!(body[..4], 0u32.to_le_bytes(), "the first frame is a Hello");
-    let len = u64::from_le_bytes(body[4..12].try_into().expect("8 bytes")) as usize;
-    let chain = String::from_utf8(body[12..12 + len].to_vec()).expect("a UTF-8 chain id");
-    let rest = &body[12 + len..];
-    assert_eq!(
-        rest.len(),
-        96,
-        "genesis, address and challenge follow the chain id"
-    );
-    (
-        chain,
-        rest[..32].to_vec(),
-        rest[32..64].to_vec(),
-        rest[64..].to_vec(),
-    )
-}
-
-fn connect(port: u16) -> TcpStream {
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("cannot connect to port {port}: {e}"));
-    stream
-        .set_write_timeout(Some(Duration::from_secs(20)))
-        .expect("a write timeout");
-    stream
-}
-
 /// On node 0's peer port, random bytes, a 0xffffffff length prefix, half a frame followed
-/// by silence, and well-formed Hello frames for another chain (and for another genesis)
-/// each get their connection closed by the node. On its admin port, non-UTF-8 bytes get
+/// by silence, and complete Noise sessions whose proof is for another chain, for another
+/// genesis, or from a key that is no validator's, each get their connection closed by the
+/// node. On its admin port, non-UTF-8 bytes get
 /// `ERR bad_request` and the connection stays usable; a 100 KB line gets `ERR too_long` and
 /// the connection is closed; an unknown command is `unknown_command`; bad arguments are
 /// `bad_request`, `bad_address` or `bad_amount`; a thousand idle admin connections held open
@@ -109,35 +49,24 @@ fn bad_input_is_refused_and_consensus_goes_on() {
     half.write_all(&bytes).expect("half a frame sent");
     attacks.push(("half a frame, then silence", half));
 
-    // The node opens with its own Hello: check our reading of the format against it, then
-    // answer with Hellos for another chain and for another genesis, as validator node1.
-    let genesis_hash = net.genesis.hash().0;
-    let node1 = almagill::crypto::Address::from_hex(&net.address(1))
-        .expect("an address")
-        .0;
-    for (what, chain_id, genesis) in [
-        ("a Hello for another chain", "another-chain", genesis_hash),
+    // Well-formed sessions that prove the wrong things.
+    let genesis_hash = net.genesis.hash();
+    let stranger = almagill::crypto::Keypair::from_seed(rng.bytes(32).try_into().expect("32"));
+    let chain_id = net.genesis.chain_id.as_str();
+    for (what, chain, genesis) in [
+        ("a proof for another chain", "another-chain", genesis_hash),
         (
-            "a Hello for another genesis",
-            net.genesis.chain_id.as_str(),
-            [0x5a; 32],
+            "a proof for another genesis",
+            chain_id,
+            almagill::crypto::Hash([0x5a; 32]),
+        ),
+        (
+            "a proof from a key that is no validator's",
+            chain_id,
+            genesis_hash,
         ),
     ] {
-        let mut stream = connect(peer_port);
-        let theirs = read_frame(&mut stream)
-            .unwrap_or_else(|e| net.fail(&format!("node0 sends no Hello first: {e}")));
-        let (chain, their_genesis, address, challenge) = parse_hello(&theirs);
-        assert_eq!(chain, net.genesis.chain_id);
-        assert_eq!(their_genesis, genesis_hash);
-        assert_eq!(hex::encode(&address), net.address(0));
-        assert_eq!(
-            hello_body(&chain, &their_genesis, &address, &challenge),
-            theirs,
-            "our Hello encoding matches the node's"
-        );
-        let ours = hello_body(chain_id, &genesis, &node1, &rng.bytes(32));
-        stream.write_all(&frame(&ours)).expect("a Hello sent");
-        attacks.push((what, stream));
+        attacks.push((what, dial_with_proof(peer_port, chain, genesis, &stranger)));
     }
     for (what, mut stream) in attacks {
         if !read_until_closed(&mut stream, CLOSE_WITHIN) {

@@ -21,13 +21,17 @@
 //!   epoch boundary; the others go on, and the killed node recovers and catches up.
 //! - `restarts`: the whole network stopped and started; a wiped node syncs and votes.
 //! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients.
+//! - `peer_surface`: a stranger relaying handshakes, flooding the slots of unauthenticated
+//!   connections, announcing huge frames: no session, no validator kept out, no memory.
 //! - `localnet`: `almagill localnet` runs the shipped `config/`.
 
 mod harness;
+mod peer_client;
 
 mod accounts;
 mod agreement;
 mod crashes;
 mod hostile;
 mod localnet;
+mod peer_surface;
 mod restarts;

@@ -9,12 +9,14 @@
 //!                          └── committed ── StateActor ──► BlockStore (fsync per block)
 //! ```
 
+pub mod admission;
 pub mod block_store;
 pub mod consensus;
 pub mod mempool;
 pub mod messages;
 pub mod network;
 pub mod peer;
+pub mod session;
 pub mod state;
 pub mod wire;
 

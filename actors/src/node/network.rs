@@ -1,10 +1,11 @@
-//! Network: the registry of peer connections. It listens for validators (with a limit on
-//! handshakes in progress), dials the ones it should (the lower key of a pair dials, with
-//! backoff), routes outgoing messages to connections, and asks peers for missing blocks.
+//! Network: the registry of peer connections. It listens for validators (unauthenticated
+//! connections held in bounded slots, see `admission.rs`), dials the ones it should (the
+//! lower key of a pair dials, with backoff), keeps the newest authenticated session of each
+//! peer, routes outgoing messages to connections, and asks peers for missing blocks.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, MessageResult};
@@ -12,17 +13,22 @@ use almagill::config::Peer;
 use almagill::consensus::Target;
 use almagill::crypto::{Address, Hash, Keypair};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tracing::{debug, info};
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
 
+use crate::node::admission::Admission;
 use crate::node::messages::{Fetch, Gossip, Outbound};
-use crate::node::peer::{PeerConnection, Priority, Routes, Send};
-use crate::node::wire::{self, Connection, Identity, Wire};
+use crate::node::peer::{Close, PeerConnection, Priority, Routes, Send};
+use crate::node::session::{self, Identity, Session};
+use crate::node::wire::{self, Wire};
 
-/// Handshakes that may be in progress at once on the listener.
-const MAX_HANDSHAKES: usize = 32;
-/// Longest pause between two attempts to reach a peer.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts to reach a peer: short, so a restarted peer is
+/// reconnected within about a second (a refused dial costs next to nothing).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest pause of the accept loop after an error such as too many open files.
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// Failed handshakes are reported at WARN at most this often (with a count).
+const WARN_EVERY: Duration = Duration::from_secs(10);
 /// Blocks asked of one peer at a time when catching up.
 const FETCH_CHUNK: u64 = 64;
 /// Peers asked at once when catching up.
@@ -104,7 +110,7 @@ impl Network {
                 let result = dial(&me, &peer).await;
                 network.do_send(Dialed {
                     peer: peer.address,
-                    result: result.map_err(|e| e.to_string()),
+                    result: result.map_err(|e| format!("{e:#}")),
                 });
             });
         }
@@ -136,50 +142,133 @@ impl Network {
     }
 }
 
-async fn dial(me: &Me, peer: &Peer) -> anyhow::Result<Connection> {
-    let stream = tokio::time::timeout(wire::HANDSHAKE_TIMEOUT, TcpStream::connect(peer.endpoint))
-        .await
-        .map_err(|_| anyhow::anyhow!("connecting timed out"))??;
-    let mut connection = wire::frame(stream);
-    let identity = Identity {
-        key: &me.key,
-        chain_id: &me.chain_id,
-        genesis: me.genesis,
-    };
-    let expected = peer.address;
-    wire::handshake(&mut connection, &identity, |a| *a == expected).await?;
-    Ok(connection)
+impl Me {
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            key: &self.key,
+            chain_id: &self.chain_id,
+            genesis: self.genesis,
+        }
+    }
+}
+
+async fn dial(me: &Me, peer: &Peer) -> anyhow::Result<Session> {
+    let stream = tokio::time::timeout(
+        session::HANDSHAKE_TIMEOUT,
+        TcpStream::connect(peer.endpoint),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("connecting timed out"))??;
+    session::dial(session::frame(stream), &me.identity(), peer.address).await
+}
+
+/// The listener's shared bookkeeping: slots of unauthenticated connections, the tasks that
+/// hold them (so a pushed-out one can be stopped), and failures not yet reported.
+struct Gate {
+    admission: Admission,
+    tasks: HashMap<u64, AbortHandle>,
+    failures: u64,
+    evicted: u64,
+    reported: Option<Instant>,
+}
+
+impl Gate {
+    /// Counts a failed handshake; at most every [`WARN_EVERY`] reports the count at WARN.
+    fn failed(&mut self, from: SocketAddr, error: &anyhow::Error) {
+        self.failures += 1;
+        debug!(target: "network", %from, "handshake refused: {error:#}");
+        if self.reported.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            warn!(target: "network", failures = self.failures, evicted = self.evicted, waiting = self.admission.len(),
+                "peer handshakes failed; latest from {from}: {error:#}");
+            self.failures = 0;
+            self.evicted = 0;
+            self.reported = Some(Instant::now());
+        }
+    }
+}
+
+type SharedGate = Arc<Mutex<Gate>>;
+
+fn lock(gate: &SharedGate) -> std::sync::MutexGuard<'_, Gate> {
+    gate.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Frees a connection's slot however its task ends (done, failed, or aborted when pushed
+/// out).
+struct Slot {
+    gate: SharedGate,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut gate = lock(&self.gate);
+        gate.admission.release(self.id);
+        gate.tasks.remove(&self.id);
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     me: Me,
     validators: Arc<HashSet<Address>>,
+    peer_ips: HashSet<IpAddr>,
     network: Addr<Network>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let gate: SharedGate = Arc::new(Mutex::new(Gate {
+        admission: Admission::new(peer_ips),
+        tasks: HashMap::new(),
+        failures: 0,
+        evicted: 0,
+        reported: None,
+    }));
+    let mut pause = Duration::from_millis(10);
     loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            debug!(target: "network", %from, "too many handshakes in progress; refused");
-            continue;
-        };
-        let (me, validators, network) = (me.clone(), validators.clone(), network.clone());
-        actix_rt::spawn(async move {
-            let mut connection = wire::frame(stream);
-            let identity = Identity {
-                key: &me.key,
-                chain_id: &me.chain_id,
-                genesis: me.genesis,
-            };
-            match wire::handshake(&mut connection, &identity, |a| validators.contains(a)).await {
-                Ok(peer) => network.do_send(Connected { peer, connection }),
-                Err(e) => debug!(target: "network", %from, "handshake refused: {e:#}"),
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => {
+                pause = Duration::from_millis(10);
+                accepted
             }
-            drop(permit);
+            Err(e) => {
+                warn!(target: "network", "cannot accept a peer connection ({e}); pausing {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_ACCEPT_PAUSE);
+                continue;
+            }
+        };
+        let mut locked = lock(&gate);
+        let (id, evict) = locked.admission.admit(from.ip());
+        let pushed_out = evict.and_then(|old| locked.tasks.remove(&old));
+        locked.evicted += u64::from(pushed_out.is_some());
+        let (me, validators, network) = (me.clone(), validators.clone(), network.clone());
+        let slot = Slot {
+            gate: gate.clone(),
+            id,
+        };
+        // The runtime is single-threaded: the task cannot run (and free its slot) before
+        // its handle is recorded below.
+        let task = actix_rt::spawn(async move {
+            let mut connection = session::frame(stream);
+            let result = async {
+                let first = session::first_frame(&mut connection).await?;
+                lock(&slot.gate).admission.spoke(slot.id);
+                session::respond(connection, &first, &me.identity(), |a| {
+                    validators.contains(a)
+                })
+                .await
+            }
+            .await;
+            match result {
+                Ok(session) => network.do_send(Connected { session }),
+                Err(e) => lock(&slot.gate).failed(from, &e),
+            }
+            drop(slot);
         });
+        locked.tasks.insert(id, task.abort_handle());
+        drop(locked);
+        if let Some(task) = pushed_out {
+            task.abort();
+        }
     }
 }
 
@@ -191,13 +280,15 @@ impl Actor for Network {
             return;
         };
         let validators: HashSet<Address> = self.peers.iter().map(|p| p.address).collect();
+        let peer_ips: HashSet<IpAddr> = self.peers.iter().map(|p| p.endpoint.ip()).collect();
         let (me, network) = (self.me.clone(), ctx.address());
         match listener
             .set_nonblocking(true)
             .and_then(|()| TcpListener::from_std(listener))
         {
             Ok(listener) => {
-                actix_rt::spawn(accept_loop(listener, me, Arc::new(validators), network));
+                let validators = Arc::new(validators);
+                actix_rt::spawn(accept_loop(listener, me, validators, peer_ips, network));
             }
             Err(e) => {
                 tracing::error!(target: "network", "cannot listen: {e}");
@@ -214,31 +305,34 @@ impl Actor for Network {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Connected {
-    peer: Address,
-    connection: Connection,
+    session: Session,
 }
 
 impl Handler<Connected> for Network {
     type Result = ();
 
+    /// Keeps the newest session of each peer: only the peer itself can open one (it must
+    /// prove its key over the session), and a link it opens anew is one it found broken.
     fn handle(&mut self, msg: Connected, _: &mut Context<Self>) {
-        if self.connections.contains_key(&msg.peer) {
-            return;
+        let peer = msg.session.peer;
+        let name = self.name(&peer);
+        if let Some((_, older)) = self.connections.remove(&peer) {
+            info!(target: "network", peer = %name, "a newer session replaces the older one");
+            older.do_send(Close);
+        } else {
+            info!(target: "network", peer = %name, "connected");
         }
-        let name = self.name(&msg.peer);
-        info!(target: "network", peer = %name, "connected");
         self.opened += 1;
         let id = self.opened;
-        let connection =
-            PeerConnection::new(msg.peer, id, name, msg.connection, self.routes.clone()).start();
-        for frame in self.held.remove(&msg.peer).unwrap_or_default() {
+        let connection = PeerConnection::new(id, name, msg.session, self.routes.clone()).start();
+        for frame in self.held.remove(&peer).unwrap_or_default() {
             connection.do_send(Send {
                 frame,
                 priority: Priority::Consensus,
             });
         }
-        self.connections.insert(msg.peer, (id, connection));
-        self.retry.remove(&msg.peer);
+        self.connections.insert(peer, (id, connection));
+        self.retry.remove(&peer);
     }
 }
 
@@ -247,7 +341,7 @@ impl Handler<Connected> for Network {
 #[rtype(result = "()")]
 struct Dialed {
     peer: Address,
-    result: Result<Connection, String>,
+    result: Result<Session, String>,
 }
 
 impl Handler<Dialed> for Network {
@@ -256,9 +350,8 @@ impl Handler<Dialed> for Network {
     fn handle(&mut self, msg: Dialed, ctx: &mut Context<Self>) {
         self.dialing.remove(&msg.peer);
         match msg.result {
-            Ok(connection) => {
-                let peer = msg.peer;
-                <Self as Handler<Connected>>::handle(self, Connected { peer, connection }, ctx);
+            Ok(session) => {
+                <Self as Handler<Connected>>::handle(self, Connected { session }, ctx);
             }
             Err(e) => {
                 let backoff = self

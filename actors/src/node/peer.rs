@@ -1,12 +1,15 @@
-//! PeerConnection: one actor per connected validator.
+//! PeerConnection: one actor per connected validator, over an authenticated session.
 //!
-//! Reads frames with a size limit and decodes each with the canonical decoder; a frame that
-//! does not decode drops this peer, never the node. Writes go through two bounded queues
+//! Opens each sealed message of the session (see `session.rs`), joins them into frames and
+//! decodes each with the canonical decoder; a message that does not authenticate or a frame
+//! that does not decode drops this peer, never the node. Pings go out every second and a
+//! link that brings nothing for [`SILENCE_LIMIT`] is dropped (it reconnects). Writes go through two bounded queues
 //! drained by a writer task, consensus traffic first: when the peer is too slow, gossip is
 //! dropped, and if even consensus traffic backs up the peer is disconnected (it reconnects
 //! and catches up), so no peer can make this node hold unbounded memory.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
@@ -25,7 +28,8 @@ use crate::node::consensus::ConsensusEngine;
 use crate::node::mempool::Mempool;
 use crate::node::messages::{Fetched, GetBlocks, Inbound, PeerTxs};
 use crate::node::network::{Disconnected, Network};
-use crate::node::wire::{self, Connection, Wire};
+use crate::node::session::{Connection, Opener, Session};
+use crate::node::wire::{self, Wire};
 
 /// Frames of consensus traffic that may wait for a slow peer before it is dropped.
 const CONSENSUS_QUEUE: usize = 4096;
@@ -33,6 +37,10 @@ const CONSENSUS_QUEUE: usize = 4096;
 const GOSSIP_QUEUE: usize = 256;
 /// Blocks served per catch-up request.
 const BLOCKS_PER_REQUEST: u64 = 64;
+/// How often a keepalive ping is sent.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// How long a link may bring nothing (not even a ping) before it is taken for dead.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 
 /// How urgent an outgoing frame is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,17 +86,20 @@ pub struct PeerConnection {
     consensus: mpsc::Sender<Bytes>,
     gossip: mpsc::Sender<Bytes>,
     reader: Option<SplitStream<Connection>>,
+    opener: Opener,
+    /// When the peer last sent anything.
+    heard: Instant,
 }
 
 impl PeerConnection {
-    /// Takes over a connection whose handshake succeeded; spawns its writer task.
-    pub fn new(
-        peer: Address,
-        id: u64,
-        name: String,
-        connection: Connection,
-        routes: Routes,
-    ) -> Self {
+    /// Takes over an authenticated session; spawns its writer task, which seals frames.
+    pub fn new(id: u64, name: String, session: Session, routes: Routes) -> Self {
+        let Session {
+            peer,
+            mut sealer,
+            opener,
+            connection,
+        } = session;
         let (mut sink, reader) = connection.split();
         let (consensus, mut consensus_rx) = mpsc::channel::<Bytes>(CONSENSUS_QUEUE);
         let (gossip, mut gossip_rx) = mpsc::channel::<Bytes>(GOSSIP_QUEUE);
@@ -100,8 +111,13 @@ impl PeerConnection {
                     Some(frame) = gossip_rx.recv() => frame,
                     else => break,
                 };
-                if sink.send(frame).await.is_err() {
+                let Ok(messages) = sealer.seal(&frame) else {
                     break;
+                };
+                for message in messages {
+                    if sink.send(message).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
@@ -113,6 +129,8 @@ impl PeerConnection {
             consensus,
             gossip,
             reader: Some(reader),
+            opener,
+            heard: Instant::now(),
         }
     }
 
@@ -137,10 +155,7 @@ impl PeerConnection {
                 from: self.peer,
                 blocks,
             }),
-            Wire::Hello(_) | Wire::Proof(_) => {
-                warn!(target: "peer", peer = %self.name, "handshake frame after the handshake; disconnecting");
-                ctx.stop();
-            }
+            Wire::Ping => {}
         }
     }
 
@@ -169,6 +184,14 @@ impl Actor for PeerConnection {
         if let Some(reader) = self.reader.take() {
             ctx.add_stream(reader);
         }
+        ctx.run_interval(PING_EVERY, |peer, ctx| {
+            if peer.heard.elapsed() > SILENCE_LIMIT {
+                warn!(target: "peer", peer = %peer.name, "nothing heard for {SILENCE_LIMIT:?}; disconnecting");
+                ctx.stop();
+                return;
+            }
+            peer.queue(wire::encode(&Wire::Ping), Priority::Consensus, ctx);
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -180,10 +203,16 @@ impl Actor for PeerConnection {
 }
 
 impl StreamHandler<Result<BytesMut, io::Error>> for PeerConnection {
-    fn handle(&mut self, frame: Result<BytesMut, io::Error>, ctx: &mut Context<Self>) {
-        let decoded = frame
+    fn handle(&mut self, message: Result<BytesMut, io::Error>, ctx: &mut Context<Self>) {
+        self.heard = Instant::now();
+        let opened = message
             .map_err(|e| e.to_string())
-            .and_then(|bytes| encoding::decode::<Wire>(&bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| self.opener.open(&bytes).map_err(|e| format!("{e:#}")));
+        let decoded = match opened {
+            Ok(None) => return,
+            Ok(Some(frame)) => encoding::decode::<Wire>(&frame).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         match decoded {
             Ok(wire) => self.route(wire, ctx),
             Err(e) => {
@@ -204,5 +233,18 @@ impl Handler<Send> for PeerConnection {
 
     fn handle(&mut self, msg: Send, ctx: &mut Context<Self>) {
         self.queue(msg.frame, msg.priority, ctx);
+    }
+}
+
+/// Closes this connection: a newer session with the same peer replaced it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+impl Handler<Close> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
