@@ -10,10 +10,19 @@
 //! follows it. A block may still carry a transaction that fails (another node admitted a
 //! conflicting one first); the ledger records that and nothing breaks.
 //!
+//! Limits, as go-ethereum's txpool has them: no sender has a ceiling while the pool has room;
+//! when it is full, a sender holding fewer transactions than another pushes out that other's
+//! highest nonce (the largest sender first), so every sender is guaranteed an equal share and
+//! none can starve the rest. A transaction already handed to a proposal in flight is never
+//! pushed out. A transaction whose nonce is ahead of the sender's next (by at most
+//! [`FUTURE_WINDOW`]) waits apart, unchecked against state, until the gap fills, whatever
+//! order gossip brings nonces in; it expires after [`Limits::future_ttl_ms`].
+//!
 //! Signatures are not checked here: the caller verifies them in batches off the actor thread
-//! and passes the result in. Nothing here touches a clock, a socket or a disk.
+//! and passes the result in. Time comes in as `now_ms`. Nothing here touches a clock, a
+//! socket or a disk.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use thiserror::Error;
 
@@ -27,25 +36,31 @@ use crate::tx::{Transaction, TxFormatError, TxKind};
 /// after its commit is refused as `duplicate` rather than only as a stale nonce.
 pub const RECENT_COMMITTED: usize = 100_000;
 
+/// How far ahead of a sender's next nonce a transaction may be and still wait in the pool.
+pub const FUTURE_WINDOW: u64 = 64;
+
 /// Bounds on what the pool holds, so that no client (or flood of gossip) can make a node
 /// hold unbounded memory or propose unbounded work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Most pending transactions in all.
     pub max_txs: usize,
-    /// Most bytes of canonical encoding of all pending transactions together.
+    /// Most bytes of canonical encoding of all transactions held (pending and waiting).
     pub max_bytes: usize,
-    /// Most pending transactions of one sender, so that one account cannot fill the pool.
-    pub max_per_sender: usize,
+    /// Most transactions waiting for an earlier nonce, all senders together.
+    pub max_future: usize,
+    /// How long a transaction may wait for an earlier nonce before it is dropped.
+    pub future_ttl_ms: u64,
 }
 
 impl Default for Limits {
-    /// 10 000 transactions, 16 MiB, 64 per sender.
+    /// 10 000 pending transactions, 16 MiB, 1 024 waiting for 60 s at most.
     fn default() -> Limits {
         Limits {
             max_txs: 10_000,
             max_bytes: 16 * 1024 * 1024,
-            max_per_sender: 64,
+            max_future: 1024,
+            future_ttl_ms: 60_000,
         }
     }
 }
@@ -53,15 +68,24 @@ impl Default for Limits {
 /// Which of the pool's [`Limits`] a refused transaction would have broken.
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
 pub enum Full {
-    /// [`Limits::max_txs`].
-    #[error("it holds its most transactions")]
+    /// [`Limits::max_txs`], and the sender holds at least as many as anyone.
+    #[error(
+        "it holds its most transactions and this sender already has its share; \
+         retry after the next block"
+    )]
     Transactions,
-    /// [`Limits::max_bytes`].
-    #[error("it holds its most bytes")]
+    /// [`Limits::max_bytes`], and the sender holds at least as many as anyone.
+    #[error(
+        "it holds its most bytes and this sender already has its share; \
+         retry after the next block"
+    )]
     Bytes,
-    /// [`Limits::max_per_sender`].
-    #[error("the sender has its most pending transactions")]
-    Sender,
+    /// [`Limits::max_future`]: too many transactions wait for earlier nonces.
+    #[error(
+        "too many transactions wait for earlier nonces; send the missing nonces first, \
+         or retry after the next block"
+    )]
+    Future,
 }
 
 /// Why a transaction was not admitted. Each maps to one admin protocol error code
@@ -140,13 +164,29 @@ pub struct Pool {
     /// Accounts a pending creation opens, with how many pending creations name each (at
     /// most one is admitted, but a count keeps removal exact whatever happens).
     created: HashMap<Address, usize>,
-    /// Sum of pending transactions' sizes.
+    /// Senders by how many transactions they have pending, for pushing out the largest.
+    by_count: BTreeSet<(usize, Address)>,
+    /// Transactions waiting for an earlier nonce of their sender, by (sender, nonce).
+    future: BTreeMap<(Address, u64), Waiting>,
+    /// Hashes of the waiting transactions.
+    future_hashes: HashSet<Hash>,
+    /// Transactions handed to proposals in flight (as of the last batch): never pushed out.
+    in_flight: HashSet<Hash>,
+    /// Sum of the sizes of all transactions held, pending and waiting.
     bytes: usize,
     /// The next admission number.
     next_seq: u64,
     /// Recently committed hashes, oldest first, and the same as a set.
     recent: VecDeque<Hash>,
     recent_set: HashSet<Hash>,
+}
+
+/// A transaction waiting for an earlier nonce of its sender.
+#[derive(Clone, Debug)]
+struct Waiting {
+    entry: Entry,
+    /// When it arrived, for expiry.
+    arrived_ms: u64,
 }
 
 /// What admitting a transaction changes in its sender's sums.
@@ -165,6 +205,10 @@ impl Pool {
             by_hash: HashMap::new(),
             senders: HashMap::new(),
             created: HashMap::new(),
+            by_count: BTreeSet::new(),
+            future: BTreeMap::new(),
+            future_hashes: HashSet::new(),
+            in_flight: HashSet::new(),
             bytes: 0,
             next_seq: 0,
             recent: VecDeque::new(),
@@ -182,20 +226,25 @@ impl Pool {
         self.pending.len()
     }
 
+    /// How many transactions wait for an earlier nonce of their sender.
+    pub fn waiting(&self) -> usize {
+        self.future.len()
+    }
+
     /// Whether nothing is pending, so there is nothing to propose.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
-    /// The canonical encoding size of all pending transactions, bounded by
-    /// [`Limits::max_bytes`].
+    /// The canonical encoding size of all transactions held, pending and waiting, bounded
+    /// by [`Limits::max_bytes`].
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    /// Whether a transaction is pending: what `TX` answers `pending` from.
+    /// Whether a transaction is held (pending or waiting): what `TX` answers `pending` from.
     pub fn contains(&self, hash: &Hash) -> bool {
-        self.by_hash.contains_key(hash)
+        self.by_hash.contains_key(hash) || self.future_hashes.contains(hash)
     }
 
     /// A pending transaction by hash, e.g. to answer a peer that asks for it.
@@ -216,15 +265,18 @@ impl Pool {
     }
 
     /// Admits `tx` if it would apply after committed state (`ledger`) and the sender's
-    /// pending transactions, within the limits; returns its hash. `verified` is the result
-    /// of the caller's signature check (`tx.verify(chain_id).is_ok()`, or a batch check),
-    /// done off the actor thread. Checks run cheapest first, each refusal giving the code a
-    /// client sees: format, signature, duplicate, state (as the ledger would), limits.
+    /// pending transactions, within the limits; or, if its nonce is ahead of the sender's
+    /// next by at most [`FUTURE_WINDOW`], keeps it waiting for the gap to fill. Returns its
+    /// hash. `verified` is the result of the caller's signature check
+    /// (`tx.verify(chain_id).is_ok()`, or a batch check), done off the actor thread. Checks
+    /// run cheapest first, each refusal giving the code a client sees: format, signature,
+    /// duplicate, state (as the ledger would), limits.
     pub fn admit(
         &mut self,
         tx: Transaction,
         verified: bool,
         ledger: &Ledger,
+        now_ms: u64,
     ) -> Result<Hash, AdmitError> {
         // Format first: if `verified` came from `Transaction::verify`, which also checks the
         // format, a malformed transaction still gets its precise code.
@@ -233,12 +285,69 @@ impl Pool {
             return Err(AdmitError::InvalidSignature);
         }
         let hash = tx.hash();
-        if self.by_hash.contains_key(&hash) || self.recent_set.contains(&hash) {
+        if self.contains(&hash) || self.recent_set.contains(&hash) {
             return Err(AdmitError::Duplicate(hash));
         }
         let size = encoding::encode(&tx).len();
-        self.admit_checked(Entry { tx, hash, size }, ledger)?;
+        let from = tx.body.from;
+        let entry = Entry { tx, hash, size };
+        if let Some(next) = self.next_nonce(&from, ledger) {
+            let nonce = entry.tx.body.nonce;
+            if nonce > next && nonce - next <= FUTURE_WINDOW {
+                return self.wait(entry, now_ms).map(|()| hash);
+            }
+        }
+        self.admit_checked(entry, ledger)?;
+        self.promote(from, ledger);
         Ok(hash)
+    }
+
+    /// The nonce `sender`'s next pending transaction must carry, if it has an account.
+    fn next_nonce(&self, sender: &Address, ledger: &Ledger) -> Option<u64> {
+        let account = ledger.account(sender)?;
+        let pending = u64::try_from(self.pending_count(sender)).unwrap_or(u64::MAX);
+        Some(account.nonce.saturating_add(pending))
+    }
+
+    /// Keeps a transaction with a future nonce until the gap before it fills.
+    fn wait(&mut self, entry: Entry, now_ms: u64) -> Result<(), AdmitError> {
+        let key = (entry.tx.body.from, entry.tx.body.nonce);
+        if self.future.contains_key(&key) {
+            // Another transaction with the same nonce waits already: the first one stays.
+            return Err(AdmitError::Duplicate(entry.hash));
+        }
+        if self.future.len() >= self.limits.max_future {
+            return Err(AdmitError::MempoolFull(Full::Future));
+        }
+        self.bytes = self
+            .bytes
+            .checked_add(entry.size)
+            .filter(|b| *b <= self.limits.max_bytes)
+            .ok_or(AdmitError::MempoolFull(Full::Bytes))?;
+        self.future_hashes.insert(entry.hash);
+        self.future.insert(
+            key,
+            Waiting {
+                entry,
+                arrived_ms: now_ms,
+            },
+        );
+        Ok(())
+    }
+
+    /// Moves `sender`'s waiting transactions into the pending ones while their nonces
+    /// follow on; one that no longer applies is dropped.
+    fn promote(&mut self, sender: Address, ledger: &Ledger) {
+        while let Some(next) = self.next_nonce(&sender, ledger) {
+            let Some(waiting) = self.future.remove(&(sender, next)) else {
+                return;
+            };
+            self.future_hashes.remove(&waiting.entry.hash);
+            self.bytes -= waiting.entry.size;
+            if self.admit_checked(waiting.entry, ledger).is_err() {
+                return;
+            }
+        }
     }
 
     /// The transactions to propose next, at most `max`: oldest first across senders, each
@@ -271,14 +380,29 @@ impl Pool {
         out
     }
 
+    /// The [`Pool::batch`] for a proposal: what `exclude` names (already in blocks in flight)
+    /// and what the batch holds count as in flight until the next proposal, and are never
+    /// pushed out to make room.
+    pub fn propose(&mut self, max: usize, exclude: &HashSet<Hash>) -> Vec<Transaction> {
+        let batch = self.batch(max, exclude);
+        self.in_flight = exclude
+            .iter()
+            .copied()
+            .chain(batch.iter().map(Transaction::hash))
+            .collect();
+        batch
+    }
+
     /// Brings the pool up to date after blocks commit: `committed` are their transactions
     /// and `ledger` the state after them. Committed transactions leave the pool and those
     /// whose nonce the ledger consumed are remembered as recently committed. (One that failed
     /// without consuming its nonce is not, so its sender may submit it again.) Every other
     /// pending transaction is checked again against the new state, in order; those that no
     /// longer apply (stale nonce, funds gone, account created by someone else, or an earlier
-    /// one of the same sender dropped) are dropped.
-    pub fn on_commit(&mut self, committed: &[Transaction], ledger: &Ledger) {
+    /// one of the same sender dropped) are dropped. Waiting transactions whose nonce is now
+    /// used, or that waited longer than [`Limits::future_ttl_ms`] by `now_ms`, are dropped;
+    /// the rest are promoted if their turn came.
+    pub fn on_commit(&mut self, committed: &[Transaction], ledger: &Ledger, now_ms: u64) {
         let mut committed_hashes = HashSet::with_capacity(committed.len());
         for tx in committed {
             let hash = tx.hash();
@@ -294,14 +418,32 @@ impl Pool {
         self.by_hash.clear();
         self.senders.clear();
         self.created.clear();
+        self.by_count.clear();
         self.bytes = 0;
         self.next_seq = 0;
+        self.in_flight.retain(|h| !committed_hashes.contains(h));
         for entry in old.into_values() {
             if committed_hashes.contains(&entry.hash) || self.recent_set.contains(&entry.hash) {
                 continue;
             }
             // A refusal drops the transaction: that is the point of checking again.
             let _ = self.admit_checked(entry, ledger);
+        }
+        let ttl = self.limits.future_ttl_ms;
+        let waiting = std::mem::take(&mut self.future);
+        self.future_hashes.clear();
+        for ((sender, nonce), w) in waiting {
+            let used = ledger.account(&sender).is_none_or(|a| a.nonce > nonce);
+            if used || now_ms.saturating_sub(w.arrived_ms) > ttl {
+                continue;
+            }
+            self.bytes += w.entry.size;
+            self.future_hashes.insert(w.entry.hash);
+            self.future.insert((sender, nonce), w);
+        }
+        let senders: BTreeSet<Address> = self.future.keys().map(|(a, _)| *a).collect();
+        for sender in senders {
+            self.promote(sender, ledger);
         }
     }
 
@@ -322,17 +464,9 @@ impl Pool {
     fn admit_checked(&mut self, entry: Entry, ledger: &Ledger) -> Result<(), AdmitError> {
         let delta = self.check_state(&entry.tx, ledger)?;
         let from = entry.tx.body.from;
-        let new_bytes = self
-            .bytes
-            .checked_add(entry.size)
-            .filter(|b| *b <= self.limits.max_bytes)
-            .ok_or(AdmitError::MempoolFull(Full::Bytes))?;
-        if self.pending.len() >= self.limits.max_txs {
-            return Err(AdmitError::MempoolFull(Full::Transactions));
-        }
-        if self.pending_count(&from) >= self.limits.max_per_sender {
-            return Err(AdmitError::MempoolFull(Full::Sender));
-        }
+        self.make_room(&from, entry.size)
+            .map_err(AdmitError::MempoolFull)?;
+        let new_bytes = self.bytes + entry.size;
         let seq = self.next_seq;
         self.next_seq = seq
             .checked_add(1)
@@ -344,7 +478,9 @@ impl Pool {
             *count = count.saturating_add(1);
         }
         let sender = self.senders.entry(from).or_default();
+        self.by_count.remove(&(sender.seqs.len(), from));
         sender.seqs.push_back(seq);
+        self.by_count.insert((sender.seqs.len(), from));
         sender.spent = delta.spent;
         sender.staked = delta.staked;
         sender.unstaked = delta.unstaked;
@@ -352,6 +488,91 @@ impl Pool {
         self.by_hash.insert(entry.hash, seq);
         self.pending.insert(seq, entry);
         Ok(())
+    }
+
+    /// Makes room for a transaction of `size` bytes from `from`, pushing out the highest
+    /// nonces of senders holding more than `from` would (the largest first); nothing changes
+    /// if that is not enough. A transaction in flight, or a creation (others' transfers may
+    /// count on it), is never pushed out.
+    fn make_room(&mut self, from: &Address, size: usize) -> Result<(), Full> {
+        let fits = |pool: &Pool| {
+            if pool.pending.len() >= pool.limits.max_txs {
+                Err(Full::Transactions)
+            } else if pool.bytes.saturating_add(size) > pool.limits.max_bytes {
+                Err(Full::Bytes)
+            } else {
+                Ok(())
+            }
+        };
+        let Err(full) = fits(self) else {
+            return Ok(());
+        };
+        let mine = self.pending_count(from) + 1;
+        let mut victims = Vec::new();
+        let (mut count, mut bytes) = (self.pending.len(), self.bytes);
+        let mut taken: HashMap<Address, usize> = HashMap::new();
+        // Plan first, so that a plan that falls short changes nothing.
+        while count >= self.limits.max_txs || bytes.saturating_add(size) > self.limits.max_bytes {
+            let larger = self
+                .by_count
+                .iter()
+                .rev()
+                .take_while(|(held, _)| *held > mine);
+            let victim = larger.into_iter().find_map(|&(held, sender)| {
+                let held = held - taken.get(&sender).copied().unwrap_or(0);
+                let state = &self.senders[&sender];
+                let seq = *state.seqs.get(held.checked_sub(1)?)?;
+                let entry = &self.pending[&seq];
+                let evictable = held > mine
+                    && sender != *from
+                    && !self.in_flight.contains(&entry.hash)
+                    && !matches!(entry.tx.body.kind, TxKind::CreateAccount { .. });
+                evictable.then_some((sender, entry.size))
+            });
+            let Some((sender, size)) = victim else {
+                return Err(full);
+            };
+            *taken.entry(sender).or_insert(0) += 1;
+            victims.push(sender);
+            count -= 1;
+            bytes -= size;
+        }
+        for sender in victims {
+            self.evict_last(sender);
+        }
+        Ok(())
+    }
+
+    /// Drops `sender`'s highest pending nonce and takes it out of the sender's sums.
+    fn evict_last(&mut self, sender: Address) {
+        let Some(state) = self.senders.get_mut(&sender) else {
+            return;
+        };
+        let Some(seq) = state.seqs.pop_back() else {
+            return;
+        };
+        self.by_count.remove(&(state.seqs.len() + 1, sender));
+        let Some(entry) = self.pending.remove(&seq) else {
+            return;
+        };
+        let amount = entry.tx.body.kind.amount();
+        match entry.tx.body.kind {
+            TxKind::Transfer { .. } | TxKind::CreateAccount { .. } => {
+                state.spent = state.spent.saturating_sub(amount);
+            }
+            TxKind::Stake { .. } => {
+                state.spent = state.spent.saturating_sub(amount);
+                state.staked = state.staked.saturating_sub(amount);
+            }
+            TxKind::Unstake { .. } => state.unstaked = state.unstaked.saturating_sub(amount),
+        }
+        if state.seqs.is_empty() {
+            self.senders.remove(&sender);
+        } else {
+            self.by_count.insert((state.seqs.len(), sender));
+        }
+        self.by_hash.remove(&entry.hash);
+        self.bytes -= entry.size;
     }
 
     /// Checks `tx` against committed state plus its sender's pending transactions, the way

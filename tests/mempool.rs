@@ -11,7 +11,7 @@ use almagill::amount::Amount;
 use almagill::crypto::Hash;
 use almagill::encoding;
 use almagill::ledger::{Ledger, TxError};
-use almagill::mempool::{AdmitError, Full, Limits, Pool};
+use almagill::mempool::{AdmitError, Full, Limits, Pool, FUTURE_WINDOW};
 use almagill::tx::{Transaction, TxFormatError, TxKind};
 use common::{address, signed, test_genesis, CHAIN_ID, MIN_STAKE};
 use proptest::collection::vec;
@@ -51,10 +51,10 @@ fn unstake(seed: u8, nonce: u64, amount: Amount) -> Transaction {
     signed(seed, nonce, TxKind::Unstake { amount })
 }
 
-/// Admits a correctly signed transaction (checking that it is).
+/// Admits a correctly signed transaction (checking that it is) at time 0.
 fn admit(pool: &mut Pool, tx: Transaction, ledger: &Ledger) -> Result<Hash, AdmitError> {
     let verified = tx.verify(CHAIN_ID).is_ok();
-    pool.admit(tx, verified, ledger)
+    pool.admit(tx, verified, ledger, 0)
 }
 
 /// The code of a refusal, or "ok".
@@ -82,7 +82,7 @@ fn commit(pool: &mut Pool, ledger: &mut Ledger, txs: &[Transaction]) -> Vec<Resu
     let outcome = ledger
         .apply_block(&common::block(ledger.height() + 1, txs.to_vec()))
         .expect("next height");
-    pool.on_commit(txs, ledger);
+    pool.on_commit(txs, ledger, 0);
     outcome.results
 }
 
@@ -110,29 +110,71 @@ fn admits_a_chain_of_nonces_from_one_sender() {
 }
 
 #[test]
-fn refuses_a_nonce_gap_and_a_replayed_nonce() {
+fn future_nonces_wait_for_the_gap_and_stale_ones_are_refused() {
     let ledger = test_ledger();
     let mut pool = Pool::new(Limits::default());
-    let gap = admit(&mut pool, transfer(4, 1, 1, 10), &ledger);
+    // Nonces 5 down to 1 wait; nonce 0 fills the gap and all six are pending, in order.
+    for nonce in (1..=5).rev() {
+        admit(&mut pool, transfer(4, nonce, 1, 10), &ledger).unwrap();
+        assert_eq!((pool.len(), pool.waiting()), (0, (6 - nonce) as usize));
+    }
+    assert!(pool.contains(&transfer(4, 3, 1, 10).hash()));
     assert_eq!(
-        gap,
-        Err(AdmitError::Rejected(TxError::BadNonce {
-            expected: 0,
-            got: 1
-        }))
+        code(admit(&mut pool, transfer(4, 3, 1, 10), &ledger)),
+        "duplicate"
     );
-    assert_eq!(code(gap), "bad_nonce");
     admit(&mut pool, transfer(4, 0, 1, 10), &ledger).unwrap();
-    // Another transaction with a nonce already taken by a pending one.
+    assert_eq!((pool.len(), pool.waiting()), (6, 0));
+    let nonces: Vec<u64> = everything(&pool).iter().map(|t| t.body.nonce).collect();
+    assert_eq!(nonces, [0, 1, 2, 3, 4, 5]);
+    // A nonce already taken by a pending transaction, and one too far ahead.
     assert_eq!(
         code(admit(&mut pool, transfer(4, 0, 2, 10), &ledger)),
         "bad_nonce"
     );
+    let far = 6 + FUTURE_WINDOW + 1;
     assert_eq!(
-        code(admit(&mut pool, transfer(4, 5, 2, 10), &ledger)),
-        "bad_nonce"
+        admit(&mut pool, transfer(4, far, 2, 10), &ledger),
+        Err(AdmitError::Rejected(TxError::BadNonce {
+            expected: 6,
+            got: far
+        }))
     );
-    assert_eq!(pool.len(), 1);
+    admit(&mut pool, transfer(4, 6 + FUTURE_WINDOW, 2, 10), &ledger).unwrap();
+    assert_eq!(pool.waiting(), 1);
+}
+
+#[test]
+fn waiting_transactions_expire_and_those_whose_nonce_was_used_go() {
+    let mut ledger = test_ledger();
+    let mut pool = Pool::new(Limits {
+        future_ttl_ms: 1_000,
+        ..Limits::default()
+    });
+    let verified = |tx: &Transaction| tx.verify(CHAIN_ID).is_ok();
+    let late = transfer(4, 3, 1, 10);
+    pool.admit(late.clone(), verified(&late), &ledger, 0)
+        .unwrap();
+    let fresh = transfer(4, 2, 1, 10);
+    pool.admit(fresh.clone(), verified(&fresh), &ledger, 900)
+        .unwrap();
+    // Another node's transaction with nonce 1... no: nonce 0 commits from elsewhere.
+    let elsewhere = transfer(4, 0, 2, 10);
+    ledger
+        .apply_block(&common::block(1, vec![elsewhere.clone()]))
+        .unwrap();
+    pool.on_commit(&[elsewhere], &ledger, 1_500);
+    assert!(!pool.contains(&late.hash()), "waited 1.5 s: expired");
+    assert!(pool.contains(&fresh.hash()), "waited 0.6 s: still waiting");
+    assert_eq!(pool.waiting(), 1);
+    // Nonce 1 commits elsewhere too; nonce 2 is next, and now pending.
+    let one = transfer(4, 1, 2, 10);
+    ledger
+        .apply_block(&common::block(2, vec![one.clone()]))
+        .unwrap();
+    pool.on_commit(&[one], &ledger, 1_600);
+    assert_eq!((pool.len(), pool.waiting()), (1, 0));
+    assert_applies(&ledger, &everything(&pool));
 }
 
 #[test]
@@ -162,12 +204,12 @@ fn refuses_bad_signatures_and_bad_amounts() {
         Err(AdmitError::InvalidSignature)
     );
     assert_eq!(
-        code(pool.admit(forged, false, &ledger)),
+        code(pool.admit(forged, false, &ledger, 0)),
         "invalid_signature"
     );
     // The caller's verdict is what counts: a good transaction reported unverified is refused.
     assert_eq!(
-        code(pool.admit(transfer(4, 0, 1, 10), false, &ledger)),
+        code(pool.admit(transfer(4, 0, 1, 10), false, &ledger, 0)),
         "invalid_signature"
     );
     let zero = admit(&mut pool, transfer(4, 0, 1, 0), &ledger);
@@ -324,34 +366,58 @@ fn stake_is_nothing_or_at_least_the_minimum() {
 }
 
 #[test]
-fn limits_give_mempool_full() {
+fn a_sender_may_hold_more_while_there_is_room() {
     let ledger = test_ledger();
-    let limits = Limits {
-        max_per_sender: 3,
-        ..Limits::default()
-    };
-    assert_eq!(Limits::default().max_txs, 10_000);
-    assert_eq!(Limits::default().max_bytes, 16 * 1024 * 1024);
-    assert_eq!(Limits::default().max_per_sender, 64);
-    let mut pool = Pool::new(limits);
-    for n in 0..3 {
+    let mut pool = Pool::new(Limits::default());
+    for n in 0..1_000 {
         admit(&mut pool, transfer(4, n, 1, 1), &ledger).unwrap();
     }
-    let full = admit(&mut pool, transfer(4, 3, 1, 1), &ledger);
-    assert_eq!(full, Err(AdmitError::MempoolFull(Full::Sender)));
-    assert_eq!(code(full), "mempool_full");
-    admit(&mut pool, transfer(1, 0, 4, 1), &ledger).unwrap();
+    assert_eq!(pool.len(), 1_000);
+    assert_applies(&ledger, &everything(&pool));
+}
 
+#[test]
+fn a_full_pool_pushes_out_the_largest_senders_highest_nonces() {
+    let ledger = test_ledger();
+    assert_eq!(Limits::default().max_txs, 10_000);
+    assert_eq!(Limits::default().max_bytes, 16 * 1024 * 1024);
     let mut pool = Pool::new(Limits {
-        max_txs: 2,
+        max_txs: 10,
         ..Limits::default()
     });
-    admit(&mut pool, transfer(4, 0, 1, 1), &ledger).unwrap();
-    admit(&mut pool, transfer(1, 0, 4, 1), &ledger).unwrap();
+    for n in 0..8 {
+        admit(&mut pool, transfer(4, n, 1, 1), &ledger).unwrap();
+    }
+    for n in 0..2 {
+        admit(&mut pool, transfer(1, n, 4, 1), &ledger).unwrap();
+    }
+    // The largest sender may not grow a full pool...
+    let full = admit(&mut pool, transfer(4, 8, 1, 1), &ledger);
+    assert_eq!(full, Err(AdmitError::MempoolFull(Full::Transactions)));
+    assert_eq!(code(full), "mempool_full");
+    // ...but anyone holding fewer pushes out its highest nonce.
+    admit(&mut pool, transfer(2, 0, 4, 1), &ledger).unwrap();
+    assert!(!pool.contains(&transfer(4, 7, 1, 1).hash()));
+    admit(&mut pool, transfer(1, 2, 4, 1), &ledger).unwrap();
+    assert!(!pool.contains(&transfer(4, 6, 1, 1).hash()));
+    assert_eq!(pool.len(), 10);
+    assert_eq!(pool.pending_count(&address(4)), 6);
+    assert_applies(&ledger, &everything(&pool));
+
+    // Transactions handed to a proposal in flight are never pushed out.
+    let mut pool = Pool::new(Limits {
+        max_txs: 4,
+        ..Limits::default()
+    });
+    for n in 0..4 {
+        admit(&mut pool, transfer(4, n, 1, 1), &ledger).unwrap();
+    }
+    assert_eq!(pool.propose(4, &HashSet::new()).len(), 4);
     assert_eq!(
-        admit(&mut pool, transfer(2, 0, 4, 1), &ledger),
+        admit(&mut pool, transfer(1, 0, 4, 1), &ledger),
         Err(AdmitError::MempoolFull(Full::Transactions))
     );
+    assert_eq!(pool.len(), 4);
 
     let size = encoding::encode(&transfer(4, 0, 1, 1)).len();
     let mut pool = Pool::new(Limits {
@@ -365,6 +431,17 @@ fn limits_give_mempool_full() {
     );
     assert_eq!(pool.bytes(), size);
     assert_eq!(pool.len(), 1);
+
+    let mut pool = Pool::new(Limits {
+        max_future: 2,
+        ..Limits::default()
+    });
+    admit(&mut pool, transfer(4, 1, 1, 1), &ledger).unwrap();
+    admit(&mut pool, transfer(1, 1, 4, 1), &ledger).unwrap();
+    assert_eq!(
+        admit(&mut pool, transfer(2, 1, 4, 1), &ledger),
+        Err(AdmitError::MempoolFull(Full::Future))
+    );
 }
 
 #[test]
@@ -585,7 +662,8 @@ proptest! {
     #[test]
     fn batches_always_apply(steps in vec(arb_step(), 1..80), masks in vec(any::<u64>(), 4)) {
         let mut ledger = test_ledger();
-        let mut pool = Pool::new(Limits { max_per_sender: 6, ..Limits::default() });
+        let limits = Limits { max_txs: 12, max_future: 4, ..Limits::default() };
+        let mut pool = Pool::new(limits);
         for step in steps {
             match step {
                 Step::Admit(intent) => {
@@ -593,26 +671,27 @@ proptest! {
                     let committed = ledger.account(&sender).map_or(0, |a| a.nonce);
                     let next = committed + pool.pending_count(&sender) as u64;
                     let tx = make_tx(intent, next);
-                    let before = pool.len();
+                    let before = (pool.len(), pool.waiting(), pool.bytes());
                     match admit(&mut pool, tx.clone(), &ledger) {
                         Ok(hash) => {
                             prop_assert_eq!(hash, tx.hash());
-                            prop_assert_eq!(pool.len(), before + 1);
+                            prop_assert!(pool.contains(&hash));
                             // Admission agrees with the ledger on the sender's first one
-                            // (a transfer may wait on someone's pending creation).
-                            if next == committed && intent.kind != 0 {
+                            // (a transfer may wait on someone's pending creation; a
+                            // future nonce waits apart, unchecked).
+                            if next == committed && tx.body.nonce == next && intent.kind != 0 {
                                 prop_assert_eq!(ledger.check(&tx), Ok(()));
                             }
                         }
                         Err(e) => {
-                            prop_assert_eq!(pool.len(), before);
+                            prop_assert_eq!((pool.len(), pool.waiting(), pool.bytes()), before);
                             prop_assert!(!pool.contains(&tx.hash()) || e.code() == "duplicate");
                         }
                     }
                 }
                 Step::Commit { max, exclude } => {
                     let exclude = excluded(&pool, exclude);
-                    let batch = pool.batch(max, &exclude);
+                    let batch = pool.propose(max, &exclude);
                     prop_assert!(batch.len() <= max);
                     prop_assert!(batch.iter().all(|tx| !exclude.contains(&tx.hash())));
                     let results = commit(&mut pool, &mut ledger, &batch);
@@ -635,7 +714,9 @@ proptest! {
             let all = everything(&pool);
             prop_assert_eq!(all.len(), pool.len());
             let size: usize = all.iter().map(|tx| encoding::encode(tx).len()).sum();
-            prop_assert_eq!(size, pool.bytes());
+            prop_assert!(size <= pool.bytes() && pool.bytes() <= limits.max_bytes);
+            prop_assert_eq!(size == pool.bytes(), pool.waiting() == 0);
+            prop_assert!(pool.len() <= limits.max_txs && pool.waiting() <= limits.max_future);
             assert_applies(&ledger, &all);
             for &mask in &masks {
                 let exclude = excluded(&pool, mask);
@@ -645,4 +726,56 @@ proptest! {
             prop_assert_eq!(ledger.total_supply(), ledger.genesis_supply());
         }
     }
+}
+
+/// A flood from 200 senders, 60 transactions each (12,000 for a pool of 10,000), and one
+/// quiet sender: the pool stays within its bounds, every flooding sender keeps a share, the
+/// quiet sender's transaction is admitted, and a batch of everything commits in full.
+#[test]
+fn a_flood_from_many_senders_leaves_room_for_a_quiet_one() {
+    let floods: Vec<u8> = (10..210).collect();
+    let quiet = 250u8;
+    let mut accounts: Vec<(u8, Amount, Amount)> =
+        floods.iter().map(|&s| (s, 1_000_000, 0)).collect();
+    accounts.push((quiet, 1_000_000, 0));
+    accounts.push((1, 1_000_000, MIN_STAKE));
+    let mut ledger = Ledger::from_genesis(&common::genesis(&accounts));
+    let limits = Limits::default();
+    let mut pool = Pool::new(limits);
+    let (mut admitted, mut refused) = (0, 0);
+    for nonce in 0..60 {
+        for &sender in &floods {
+            match admit(&mut pool, transfer(sender, nonce, 1, 1), &ledger) {
+                Ok(_) => admitted += 1,
+                Err(AdmitError::MempoolFull(_)) => refused += 1,
+                Err(e) => panic!("unexpected refusal: {e}"),
+            }
+        }
+    }
+    let shares: Vec<usize> = floods
+        .iter()
+        .map(|&s| pool.pending_count(&address(s)))
+        .collect();
+    let (least, most) = (
+        shares.iter().min().copied().unwrap_or(0),
+        shares.iter().max().copied().unwrap_or(0),
+    );
+    eprintln!(
+        "flood: 12,000 offered by 200 senders, {admitted} admitted (some pushed out later), \
+         {refused} refused; pool holds {} transactions, {} bytes (limits {} and {}); \
+         shares {least}..={most} per sender",
+        pool.len(),
+        pool.bytes(),
+        limits.max_txs,
+        limits.max_bytes
+    );
+    assert!(pool.len() <= limits.max_txs && pool.bytes() <= limits.max_bytes);
+    assert!(most - least <= 1, "shares {least}..={most} are not even");
+    let quiet_tx = transfer(quiet, 0, 1, 1);
+    admit(&mut pool, quiet_tx.clone(), &ledger).expect("the quiet sender gets in");
+    let batch = pool.propose(usize::MAX, &HashSet::new());
+    assert!(batch.contains(&quiet_tx));
+    let results = commit(&mut pool, &mut ledger, &batch);
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(pool.len(), 0);
 }

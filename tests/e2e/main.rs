@@ -16,6 +16,8 @@
 //! ```
 //!
 //! - `agreement`: four validators agree, and every admin command answers per the spec.
+//! - `clients`: a burst from one account, nonces to any node in any order, more right after
+//!   a commit: all admitted, all committed.
 //! - `accounts`: account rules, replays and forged signatures, end to end.
 //! - `crashes`: a leader killed, a node killed under load, a leader killed just after an
 //!   epoch boundary; the others go on, and the killed node recovers and catches up.
@@ -30,6 +32,7 @@ mod peer_client;
 
 mod accounts;
 mod agreement;
+mod clients;
 mod crashes;
 mod hostile;
 mod localnet;

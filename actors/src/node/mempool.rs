@@ -14,7 +14,7 @@ use almagill::mempool::{AdmitError, Pool};
 use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError, TxKind};
 use tracing::debug;
 
-use crate::node::consensus::ConsensusEngine;
+use crate::node::consensus::{now_ms, ConsensusEngine};
 use crate::node::messages::{Batch, Committed, Gossip, PeerTxs, RequestBatch};
 use crate::node::network::Network;
 
@@ -51,7 +51,9 @@ impl Handler<Submit> for Mempool {
             msg.0.verify(&self.chain_id),
             Err(TxFormatError::InvalidSignature)
         );
-        let hash = self.pool.admit(msg.0.clone(), verified, &self.ledger)?;
+        let hash = self
+            .pool
+            .admit(msg.0.clone(), verified, &self.ledger, now_ms())?;
         self.network.do_send(Gossip(vec![msg.0]));
         Ok(hash)
     }
@@ -77,8 +79,9 @@ impl Handler<PeerTxs> for Mempool {
             fresh.into_iter().zip(valid).collect::<Vec<_>>()
         });
         ctx.spawn(check.into_actor(self).map(|checked, mempool, _| {
+            let now = now_ms();
             for (tx, verified) in checked.unwrap_or_default() {
-                if let Err(e) = mempool.pool.admit(tx, verified, &mempool.ledger) {
+                if let Err(e) = mempool.pool.admit(tx, verified, &mempool.ledger, now) {
                     debug!(target: "mempool", "gossiped transaction refused: {e}");
                 }
             }
@@ -91,7 +94,7 @@ impl Handler<RequestBatch> for Mempool {
 
     fn handle(&mut self, msg: RequestBatch, _: &mut Context<Self>) {
         let exclude: HashSet<Hash> = msg.0.exclude.into_iter().collect();
-        let txs = self.pool.batch(msg.0.max_txs, &exclude);
+        let txs = self.pool.propose(msg.0.max_txs, &exclude);
         self.engine.do_send(Batch {
             height: msg.0.height,
             txs,
@@ -106,7 +109,7 @@ impl Handler<Committed> for Mempool {
         if let Err(e) = self.ledger.apply_block(&msg.block) {
             tracing::error!(target: "mempool", "its copy of the state is out of step: {e}");
         }
-        self.pool.on_commit(&msg.block.txs, &self.ledger);
+        self.pool.on_commit(&msg.block.txs, &self.ledger, now_ms());
     }
 }
 

@@ -172,6 +172,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
             engine: engine.clone(),
         });
         state_ctx.run(StateActor {
+            acknowledged: ledger.height(),
             ledger,
             txs,
             roots,

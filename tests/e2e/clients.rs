@@ -1,0 +1,139 @@
+//! What ordinary clients do with one account: send a burst, send nonces to different nodes
+//! or out of order, and send more right after the last commit. All of it is admitted and
+//! commits.
+
+use std::io::Write;
+use std::time::Instant;
+
+use almagill::crypto::{Address, Keypair};
+use almagill::encoding;
+use almagill::tx::{TxBody, TxKind};
+
+use crate::harness::{str_field, Admin, Net, DEADLINE};
+
+const ALL: [usize; 4] = [0, 1, 2, 3];
+
+/// Pre-signed transfers of 1 base unit from `from` (a key in the network's `keys/`) to
+/// `to`, with the given nonces, as `SUBMIT` lines' hex.
+fn signed_transfers(
+    net: &Net,
+    from: &str,
+    to: &str,
+    nonces: impl Iterator<Item = u64>,
+) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(net.dir().join(format!("keys/{from}.key"))).expect("the key file");
+    let key = Keypair::from_key_file(&text).expect("a key");
+    let to = Address::from_hex(&net.address_of(to)).expect("an address");
+    nonces
+        .map(|nonce| {
+            let tx = TxBody {
+                from: key.address(),
+                nonce,
+                kind: TxKind::Transfer { to, amount: 1 },
+            }
+            .sign(&key, &net.genesis.chain_id);
+            hex::encode(encoding::encode(&tx))
+        })
+        .collect()
+}
+
+/// Writes every line at once on one connection, then reads one answer per line; returns the
+/// transaction hashes, failing on any `ERR`.
+fn pipeline(net: &Net, node: usize, signed: &[String]) -> Vec<String> {
+    let mut admin = net.admin(node);
+    let mut lines = String::new();
+    for hex in signed {
+        lines.push_str(&format!("SUBMIT {hex}\n"));
+    }
+    let mut writer = admin.stream().try_clone().expect("a second handle");
+    let sender = std::thread::spawn(move || writer.write_all(lines.as_bytes()));
+    let hashes = (0..signed.len())
+        .map(|k| {
+            let reply = admin.read_line().expect("an answer");
+            let Some(json) = reply.strip_prefix("OK ") else {
+                net.fail(&format!("transaction {k} refused: `{reply}`"));
+            };
+            let value: serde_json::Value = serde_json::from_str(json).expect("JSON");
+            str_field(&value, "tx").to_string()
+        })
+        .collect();
+    sender
+        .join()
+        .expect("the writer")
+        .expect("all lines written");
+    hashes
+}
+
+/// Waits until `hash` is committed on `node`.
+fn wait_committed(net: &Net, node: usize, hash: &str) {
+    let mut admin: Admin = net.admin(node);
+    let status = admin.ok(&format!("WAIT {hash} {}", DEADLINE.as_millis()));
+    assert_eq!(
+        str_field(&status, "status"),
+        "committed",
+        "{hash}: {status}"
+    );
+}
+
+/// 1,000 pre-signed transfers from one account, pipelined into one idle node: every one is
+/// admitted, and every one commits.
+#[test]
+fn a_burst_from_one_account_is_admitted_and_commits() {
+    let net = Net::launch(4);
+    net.wait_height(&ALL, 2);
+    let signed = signed_transfers(&net, "alice", "bob", 0..1_000);
+    let start = Instant::now();
+    let hashes = pipeline(&net, 0, &signed);
+    let admitted = start.elapsed();
+    wait_committed(&net, 0, &hashes[hashes.len() - 1]);
+    for hash in &hashes {
+        wait_committed(&net, 2, hash);
+    }
+    eprintln!(
+        "burst: 1,000 transfers from one account admitted in {admitted:?}, all committed \
+         {:?} after the first was sent",
+        start.elapsed()
+    );
+}
+
+/// An account's nonces 0..19 sent round-robin to the four nodes, one request at a time, and
+/// another account's nonces 19..0 sent in reverse to one node: all commit.
+#[test]
+fn nonces_sent_to_any_node_in_any_order_all_commit() {
+    let net = Net::launch(4);
+    net.wait_height(&ALL, 2);
+    let round_robin = signed_transfers(&net, "alice", "bob", 0..20);
+    let mut hashes = Vec::new();
+    for (nonce, hex) in round_robin.iter().enumerate() {
+        let reply = net.ok(nonce % 4, &format!("SUBMIT {hex}"));
+        hashes.push(str_field(&reply, "tx").to_string());
+    }
+    let reverse = signed_transfers(&net, "bob", "alice", (0..20).rev());
+    for hex in &reverse {
+        let reply = net.ok(1, &format!("SUBMIT {hex}"));
+        hashes.push(str_field(&reply, "tx").to_string());
+    }
+    for hash in &hashes {
+        wait_committed(&net, 3, hash);
+    }
+    eprintln!("nonces: 20 round-robin over four nodes and 20 in reverse to one: all committed");
+}
+
+/// Right after `WAIT` answers committed for the last of 50 transactions, the node's mempool
+/// no longer holds any of them, and the sender's next 50 are admitted.
+#[test]
+fn right_after_a_commit_the_next_transactions_are_admitted() {
+    let net = Net::launch(4);
+    net.wait_height(&ALL, 2);
+    let signed = signed_transfers(&net, "alice", "bob", 0..100);
+    let first = pipeline(&net, 0, &signed[..50]);
+    wait_committed(&net, 0, &first[49]);
+    let status = net.ok(0, "STATUS");
+    assert_eq!(
+        status["mempool"], 0,
+        "the mempool still counts committed transactions: {status}"
+    );
+    let next = pipeline(&net, 0, &signed[50..]);
+    wait_committed(&net, 0, &next[49]);
+}
