@@ -42,6 +42,9 @@ pub struct NodeConfigFile {
     /// Missing: 127.0.0.1 on the peer port plus 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
+    /// Where to serve Prometheus metrics, `ip:port`; missing: no metrics served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     /// Where the node keeps its blocks, state and votes.
     pub data_dir: String,
     /// Key files of accounts the node may sign for (admin `SEND` and friends).
@@ -76,6 +79,8 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Admin listen address.
     pub admin: SocketAddr,
+    /// Metrics listen address, if metrics are served.
+    pub metrics: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Wallet key files.
@@ -124,6 +129,15 @@ impl NodeConfig {
         if admin == listen {
             return Err(invalid(format!("listen and admin are both {listen}")));
         }
+        let metrics = match &file.metrics {
+            None => None,
+            Some(text) => Some(socket("metrics", text)?),
+        };
+        if let Some(taken) = metrics.filter(|m| *m == listen || *m == admin) {
+            return Err(invalid(format!(
+                "metrics {taken} is also the peer or admin address"
+            )));
+        }
         let mut keys = BTreeSet::new();
         let mut peers = Vec::with_capacity(file.peers.len());
         for p in &file.peers {
@@ -144,6 +158,7 @@ impl NodeConfig {
             genesis: path(&file.genesis),
             listen,
             admin,
+            metrics,
             data_dir: path(&file.data_dir),
             wallets: file.wallets.iter().map(|w| path(w)).collect(),
             peers,

@@ -612,6 +612,7 @@ fn node_config_file_round_trip() {
         genesis: "genesis.toml".into(),
         listen: "127.0.0.1:7003".into(),
         admin: Some("7203".into()),
+        metrics: Some("127.0.0.1:7303".into()),
         data_dir: "data".into(),
         wallets: vec!["alice.key".into()],
         peers: vec![PeerConfig {
@@ -628,11 +629,23 @@ fn node_config_file_round_trip() {
     assert_eq!(config.key_file, Path::new("/n/node3.key"));
     assert_eq!(config.wallets, vec![PathBuf::from("/n/alice.key")]);
     assert_eq!(config.peers[0].address, address(1));
+    assert_eq!(config.metrics, "127.0.0.1:7303".parse().ok());
     let without_admin = NodeConfigFile {
         admin: None,
+        metrics: None,
         ..file
     };
     assert!(!without_admin.to_toml().contains("admin"));
+    let read = NodeConfig::from_toml(&without_admin.to_toml(), Path::new("/n")).unwrap();
+    assert_eq!(read.metrics, None, "no metrics address: no metrics");
+    let clash = NodeConfigFile {
+        metrics: Some("127.0.0.1:7003".into()),
+        ..without_admin
+    };
+    assert!(matches!(
+        NodeConfig::from_toml(&clash.to_toml(), Path::new("/n")),
+        Err(ConfigError::Invalid(m)) if m.contains("metrics")
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

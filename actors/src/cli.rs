@@ -38,7 +38,8 @@ pub enum Command {
         /// The directory to write; it must not already hold a network.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Node i listens for peers on base-port + i and for admin on base-port + 100 + i.
+        /// Node i listens for peers on base-port + i, for admin on base-port + 100 + i and
+        /// serves metrics on base-port + 200 + i.
         #[arg(long, value_name = "PORT", default_value_t = 7000)]
         base_port: u16,
         /// Funded accounts besides the validators, whose keys every node holds.

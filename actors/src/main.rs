@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod files;
 mod logging;
+mod metrics;
 mod node;
 mod store;
 

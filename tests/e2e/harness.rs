@@ -100,8 +100,8 @@ fn ephemeral_range() -> Option<(u16, u16)> {
     Some((low, high))
 }
 
-/// A network's ports: peers on `base + i`, admin on `base + 100 + i`, reserved in this
-/// process until dropped.
+/// A network's ports: peers on `base + i`, admin on `base + 100 + i`, metrics on
+/// `base + 200 + i`, reserved in this process until dropped.
 pub struct Ports {
     /// The base port.
     pub base: u16,
@@ -109,17 +109,17 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Picks a random base in 20000..60000 whose `2 n` ports are free now (each can be
+    /// Picks a random base in 20000..60000 whose `3 n` ports are free now (each can be
     /// bound on 127.0.0.1) and not reserved by another test; retries otherwise. Bases whose
     /// ports fall in the ephemeral range are avoided while others can be found.
     pub fn reserve(n: usize) -> Ports {
         let ephemeral = ephemeral_range();
         let mut rng = Rng::new();
-        let span = 40_000 - 100 - n as u64;
+        let span = 40_000 - 200 - n as u64;
         for attempt in 0..20_000 {
             let base = 20_000 + rng.below(span) as u16;
             let ports: Vec<u16> = (0..n as u16)
-                .flat_map(|i| [base + i, base + 100 + i])
+                .flat_map(|i| [base + i, base + 100 + i, base + 200 + i])
                 .collect();
             if attempt < 10_000 {
                 if let Some((low, high)) = ephemeral {
@@ -142,7 +142,7 @@ impl Ports {
             in_use.extend(ports.iter().copied());
             return Ports { base, ports };
         }
-        panic!("found no {n} free port pairs in 20000..60000");
+        panic!("found no {n} free port triples in 20000..60000");
     }
 
     /// Node `i`'s peer port.
@@ -153,6 +153,11 @@ impl Ports {
     /// Node `i`'s admin port.
     pub fn admin(&self, i: usize) -> u16 {
         self.base + 100 + i as u16
+    }
+
+    /// Node `i`'s metrics port.
+    pub fn metrics(&self, i: usize) -> u16 {
+        self.base + 200 + i as u16
     }
 }
 

@@ -24,6 +24,7 @@ fn rewrite_ports(text: &str, base: u16) -> String {
         let new = match port {
             7000..=7099 => base + (port - 7000),
             7100..=7199 => base + 100 + (port - 7100),
+            7200..=7299 => base + 200 + (port - 7200),
             _ => panic!("unexpected port {port} in the shipped config"),
         };
         out.push_str(&new.to_string());

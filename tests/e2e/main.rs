@@ -25,6 +25,7 @@
 //! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients.
 //! - `peer_surface`: a stranger relaying handshakes, flooding the slots of unauthenticated
 //!   connections, announcing huge frames: no session, no validator kept out, no memory.
+//! - `metrics`: a real HTTP scrape of the metrics address; height and counters move.
 //! - `localnet`: `almagill localnet` runs the shipped `config/`.
 
 mod harness;
@@ -36,5 +37,6 @@ mod clients;
 mod crashes;
 mod hostile;
 mod localnet;
+mod metrics;
 mod peer_surface;
 mod restarts;

@@ -26,10 +26,11 @@ const EPOCH_LENGTH: u64 = 100;
 
 /// Writes `validators` nodes and the extra `accounts` into `out`.
 pub fn run(validators: u16, out: &Path, base_port: u16, accounts: &[String]) -> Result<()> {
-    let last_admin_port = u32::from(base_port) + 100 + u32::from(validators) - 1;
-    if last_admin_port > u32::from(u16::MAX) {
+    let last_metrics_port = u32::from(base_port) + 200 + u32::from(validators) - 1;
+    if last_metrics_port > u32::from(u16::MAX) {
         bail!(
-            "--base-port {base_port} leaves no room for {validators} admin ports (base + 100 + i)"
+            "--base-port {base_port} leaves no room for {validators} admin and metrics ports \
+             (base + 100 + i, base + 200 + i)"
         );
     }
     if out.join("genesis.toml").exists() {
@@ -72,6 +73,7 @@ pub fn run(validators: u16, out: &Path, base_port: u16, accounts: &[String]) -> 
             genesis: "genesis.toml".into(),
             listen: format!("127.0.0.1:{}", port(i)),
             admin: Some(format!("127.0.0.1:{}", port(100 + i))),
+            metrics: Some(format!("127.0.0.1:{}", port(200 + i))),
             data_dir: format!("data/{name}"),
             wallets: wallets.clone(),
             peers,

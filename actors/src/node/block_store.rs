@@ -1,10 +1,13 @@
 //! BlockStore: the committed chain on disk, and the blocks peers and admins ask for.
 
+use std::time::Instant;
+
 use actix::{Actor, Context, Handler};
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use tracing::error;
 
+use crate::metrics::Metrics;
 use crate::node::messages::{Append, GetBlocks};
 use crate::store::ChainStore;
 
@@ -12,6 +15,8 @@ use crate::store::ChainStore;
 pub struct BlockStore {
     /// The durable chain.
     pub chain: ChainStore,
+    /// Where fsync times go.
+    pub metrics: Metrics,
 }
 
 impl Actor for BlockStore {
@@ -25,7 +30,10 @@ impl Handler<Append> for BlockStore {
         if msg.block.height() != self.chain.height() + 1 {
             return;
         }
-        if let Err(e) = self.chain.append(msg.block, msg.certificate) {
+        let started = Instant::now();
+        let appended = self.chain.append(msg.block, msg.certificate);
+        self.metrics.fsynced("chain", started.elapsed());
+        if let Err(e) = appended {
             // A node that cannot store its chain must not go on as if it had.
             error!(target: "store", "cannot write the chain: {e}; stopping");
             actix::System::current().stop_with_code(1);

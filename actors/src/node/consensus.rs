@@ -4,7 +4,7 @@
 //! inside a handler: answers come back as messages.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle};
 use almagill::block::Block;
@@ -16,6 +16,7 @@ use almagill::consensus::{
 use almagill::crypto::{Address, Hash};
 use tracing::{debug, error, info};
 
+use crate::metrics::Metrics;
 use crate::node::mempool::Mempool;
 use crate::node::messages::{
     Batch, Execute, Executed, Fetch, Fetched, Inbound, Outbound, RequestBatch,
@@ -52,6 +53,10 @@ pub struct ConsensusEngine {
     /// Set when a record could not be made durable: from then on the core is fed nothing,
     /// so no later step can send a vote resting on a record that is not on disk.
     pub stopped: bool,
+    /// Where consensus metrics go.
+    pub metrics: Metrics,
+    /// When the last block committed, for the block interval.
+    pub last_commit: Option<Instant>,
 }
 
 impl ConsensusEngine {
@@ -71,7 +76,10 @@ impl ConsensusEngine {
         self.carry_out(actions, ctx);
         if self.pbft.round() != round {
             info!(target: "consensus", round = self.pbft.round(), mode = ?self.pbft.mode(), "view change");
+            self.metrics.view_changes.inc();
         }
+        self.metrics.round.set(self.pbft.round() as i64);
+        self.metrics.height.set(self.pbft.committed() as i64);
     }
 
     fn carry_out(&mut self, actions: Actions, ctx: &mut Context<Self>) {
@@ -100,7 +108,9 @@ impl Host for EngineHost<'_> {
         prune_below: Option<u64>,
     ) -> Result<(), StoreError> {
         if !records.is_empty() {
+            let started = Instant::now();
             self.engine.votes.append(&records)?;
+            self.engine.metrics.fsynced("votes", started.elapsed());
         }
         if let Some(low) = prune_below {
             // Old records kept a little longer harm nothing: log and go on.
@@ -131,6 +141,14 @@ impl Host for EngineHost<'_> {
             hash = %short(&block.hash()),
             "block committed"
         );
+        let metrics = &self.engine.metrics;
+        metrics.blocks.inc();
+        metrics.transactions.inc_by(block.txs.len() as u64);
+        metrics.block_size.observe(block.txs.len() as f64);
+        let now = Instant::now();
+        if let Some(last) = self.engine.last_commit.replace(now) {
+            metrics.block_interval.observe((now - last).as_secs_f64());
+        }
         self.engine.state.do_send(Execute { block, certificate });
     }
 
@@ -154,6 +172,7 @@ impl Host for EngineHost<'_> {
 
     fn request_sync(&mut self, from: u64, to: u64) {
         info!(target: "consensus", from, to, "catching up");
+        self.engine.metrics.sync_target.set(to as i64);
         self.engine.network.do_send(Fetch { from, to });
     }
 }
@@ -213,6 +232,7 @@ impl Handler<Fetched> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
+        self.metrics.synced_blocks.inc_by(msg.blocks.len() as u64);
         let input = Input::Synced {
             from: msg.from,
             blocks: msg.blocks,

@@ -3,7 +3,8 @@
 //! `almagill::mempool::Pool`; this actor adds signatures checked off the actor thread and
 //! the messages to other actors.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
@@ -14,6 +15,7 @@ use almagill::mempool::{AdmitError, Pool};
 use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError, TxKind};
 use tracing::debug;
 
+use crate::metrics::Metrics;
 use crate::node::consensus::{now_ms, ConsensusEngine};
 use crate::node::messages::{Batch, Committed, Gossip, PeerTxs, RequestBatch};
 use crate::node::network::Network;
@@ -32,6 +34,35 @@ pub struct Mempool {
     pub network: Addr<Network>,
     /// Where batches go.
     pub engine: Addr<ConsensusEngine>,
+    /// Where mempool metrics go.
+    pub metrics: Metrics,
+    /// When each held transaction was admitted, for the commit latency (as bounded as the
+    /// pool: entries leave with their transactions).
+    pub admitted_at: HashMap<Hash, Instant>,
+}
+
+impl Mempool {
+    /// Admits one transaction and keeps the metrics.
+    fn admit(&mut self, tx: Transaction, verified: bool) -> Result<Hash, AdmitError> {
+        match self.pool.admit(tx, verified, &self.ledger, now_ms()) {
+            Ok(hash) => {
+                self.admitted_at.insert(hash, Instant::now());
+                self.gauges();
+                Ok(hash)
+            }
+            Err(e) => {
+                self.metrics.rejected(e.code());
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets the size gauges.
+    fn gauges(&self) {
+        self.metrics.mempool_size.set(self.pool.len() as i64);
+        self.metrics.mempool_waiting.set(self.pool.waiting() as i64);
+        self.metrics.mempool_bytes.set(self.pool.bytes() as i64);
+    }
 }
 
 impl Actor for Mempool {
@@ -51,9 +82,7 @@ impl Handler<Submit> for Mempool {
             msg.0.verify(&self.chain_id),
             Err(TxFormatError::InvalidSignature)
         );
-        let hash = self
-            .pool
-            .admit(msg.0.clone(), verified, &self.ledger, now_ms())?;
+        let hash = self.admit(msg.0.clone(), verified)?;
         self.network.do_send(Gossip(vec![msg.0]));
         Ok(hash)
     }
@@ -79,9 +108,8 @@ impl Handler<PeerTxs> for Mempool {
             fresh.into_iter().zip(valid).collect::<Vec<_>>()
         });
         ctx.spawn(check.into_actor(self).map(|checked, mempool, _| {
-            let now = now_ms();
             for (tx, verified) in checked.unwrap_or_default() {
-                if let Err(e) = mempool.pool.admit(tx, verified, &mempool.ledger, now) {
+                if let Err(e) = mempool.admit(tx, verified) {
                     debug!(target: "mempool", "gossiped transaction refused: {e}");
                 }
             }
@@ -110,6 +138,16 @@ impl Handler<Committed> for Mempool {
             tracing::error!(target: "mempool", "its copy of the state is out of step: {e}");
         }
         self.pool.on_commit(&msg.block.txs, &self.ledger, now_ms());
+        for tx in &msg.block.txs {
+            if let Some(at) = self.admitted_at.remove(&tx.hash()) {
+                self.metrics
+                    .commit_latency
+                    .observe(at.elapsed().as_secs_f64());
+            }
+        }
+        let pool = &self.pool;
+        self.admitted_at.retain(|hash, _| pool.contains(hash));
+        self.gauges();
     }
 }
 

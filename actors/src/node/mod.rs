@@ -35,6 +35,7 @@ use anyhow::{Context as _, Result};
 use tracing::info;
 
 use crate::files;
+use crate::metrics::{self, Metrics};
 use crate::store::{ChainStore, VoteStore};
 
 use self::block_store::BlockStore;
@@ -114,6 +115,15 @@ pub fn run(loaded: Loaded) -> Result<()> {
         .with_context(|| format!("cannot listen for peers on {}", config.listen))?;
     let admin_listener = std::net::TcpListener::bind(config.admin)
         .with_context(|| format!("cannot listen for admin on {}", config.admin))?;
+    let metrics_listener = match config.metrics {
+        None => None,
+        Some(address) => Some(
+            std::net::TcpListener::bind(address)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .with_context(|| format!("cannot serve metrics on {address}"))?,
+        ),
+    };
+    let (metrics, registry) = Metrics::new();
 
     let restored = Restored {
         committed: chain.height(),
@@ -150,7 +160,19 @@ pub fn run(loaded: Loaded) -> Result<()> {
             mempool_ctx.address(),
             network_ctx.address(),
         );
-        let store = BlockStore { chain }.start();
+        let store = BlockStore {
+            chain,
+            metrics: metrics.clone(),
+        }
+        .start();
+        if let Some(listener) = metrics_listener {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    actix_rt::spawn(metrics::serve(listener, Arc::new(registry)));
+                }
+                Err(e) => tracing::error!(target: "metrics", "cannot serve metrics: {e}"),
+            }
+        }
         let me = Me {
             key: Arc::new(key.clone()),
             chain_id: genesis.chain_id.as_str().into(),
@@ -161,6 +183,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
             mempool: mempool.clone(),
             store: store.clone(),
             network: network.clone(),
+            metrics: metrics.clone(),
         };
         network_ctx.run(Network::new(me, config.peers.clone(), routes, peer_listener));
         let (pbft, initial) = Pbft::new(core_config, restored, consensus::now_ms());
@@ -170,6 +193,8 @@ pub fn run(loaded: Loaded) -> Result<()> {
             chain_id: genesis.chain_id.clone(),
             network: network.clone(),
             engine: engine.clone(),
+            metrics: metrics.clone(),
+            admitted_at: HashMap::new(),
         });
         state_ctx.run(StateActor {
             acknowledged: ledger.height(),
@@ -190,6 +215,8 @@ pub fn run(loaded: Loaded) -> Result<()> {
             timers: HashMap::new(),
             initial: Some(initial),
             stopped: false,
+            metrics,
+            last_commit: None,
         });
         crate::admin::server::start(
             admin_listener,

@@ -333,6 +333,7 @@ impl Handler<Connected> for Network {
         }
         self.connections.insert(peer, (id, connection));
         self.retry.remove(&peer);
+        self.routes.metrics.peers.set(self.connections.len() as i64);
     }
 }
 
@@ -389,6 +390,7 @@ impl Handler<Disconnected> for Network {
         {
             self.connections.remove(&msg.peer);
             info!(target: "network", peer = %self.name(&msg.peer), "disconnected");
+            self.routes.metrics.peers.set(self.connections.len() as i64);
         }
     }
 }

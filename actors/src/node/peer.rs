@@ -23,6 +23,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::metrics::Metrics;
 use crate::node::block_store::BlockStore;
 use crate::node::consensus::ConsensusEngine;
 use crate::node::mempool::Mempool;
@@ -72,6 +73,8 @@ pub struct Routes {
     pub store: Addr<BlockStore>,
     /// The registry, told when this connection ends.
     pub network: Addr<Network>,
+    /// Where traffic is counted.
+    pub metrics: Metrics,
 }
 
 /// One connection to one validator.
@@ -134,7 +137,12 @@ impl PeerConnection {
         }
     }
 
-    fn route(&mut self, wire: Wire, ctx: &mut Context<Self>) {
+    fn route(&mut self, wire: Wire, size: usize, ctx: &mut Context<Self>) {
+        let traffic = match wire {
+            Wire::Txs(_) => "gossip",
+            _ => "consensus",
+        };
+        self.routes.metrics.traffic("in", traffic, size);
         match wire {
             Wire::Consensus(message) => self.routes.engine.do_send(Inbound {
                 from: self.peer,
@@ -160,10 +168,11 @@ impl PeerConnection {
     }
 
     fn queue(&mut self, frame: Bytes, priority: Priority, ctx: &mut Context<Self>) {
-        let queue = match priority {
-            Priority::Consensus => &self.consensus,
-            Priority::Gossip => &self.gossip,
+        let (queue, traffic) = match priority {
+            Priority::Consensus => (&self.consensus, "consensus"),
+            Priority::Gossip => (&self.gossip, "gossip"),
         };
+        self.routes.metrics.traffic("out", traffic, frame.len());
         match queue.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) if priority == Priority::Gossip => {
@@ -210,11 +219,13 @@ impl StreamHandler<Result<BytesMut, io::Error>> for PeerConnection {
             .and_then(|bytes| self.opener.open(&bytes).map_err(|e| format!("{e:#}")));
         let decoded = match opened {
             Ok(None) => return,
-            Ok(Some(frame)) => encoding::decode::<Wire>(&frame).map_err(|e| e.to_string()),
+            Ok(Some(frame)) => encoding::decode::<Wire>(&frame)
+                .map(|wire| (wire, frame.len()))
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         match decoded {
-            Ok(wire) => self.route(wire, ctx),
+            Ok((wire, size)) => self.route(wire, size, ctx),
             Err(e) => {
                 warn!(target: "peer", peer = %self.name, "bad frame ({e}); disconnecting");
                 ctx.stop();
