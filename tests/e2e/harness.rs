@@ -15,7 +15,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use almagill::amount::Amount;
+use almagill::crypto::{Address, Keypair};
+use almagill::encoding;
 use almagill::genesis::Genesis;
+use almagill::tx::{TxBody, TxKind};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -1003,4 +1006,71 @@ pub fn almagill(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Transactions
+// ---------------------------------------------------------------------------------------
+
+/// Pre-signed transfers of 1 base unit from `from` (a key in the network's `keys/`) to
+/// `to`, with the given nonces, as `SUBMIT` lines' hex.
+pub fn signed_transfers(
+    net: &Net,
+    from: &str,
+    to: &str,
+    nonces: impl Iterator<Item = u64>,
+) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(net.dir().join(format!("keys/{from}.key"))).expect("the key file");
+    let key = Keypair::from_key_file(&text).expect("a key");
+    let to = Address::from_hex(&net.address_of(to)).expect("an address");
+    nonces
+        .map(|nonce| {
+            let tx = TxBody {
+                from: key.address(),
+                nonce,
+                kind: TxKind::Transfer { to, amount: 1 },
+            }
+            .sign(&key, &net.genesis.chain_id);
+            hex::encode(encoding::encode(&tx))
+        })
+        .collect()
+}
+
+/// Writes every line at once on one connection, then reads one answer per line; returns the
+/// transaction hashes, failing on any `ERR`.
+pub fn pipeline(net: &Net, node: usize, signed: &[String]) -> Vec<String> {
+    let mut admin = net.admin(node);
+    let mut lines = String::new();
+    for hex in signed {
+        lines.push_str(&format!("SUBMIT {hex}\n"));
+    }
+    let mut writer = admin.stream().try_clone().expect("a second handle");
+    let sender = std::thread::spawn(move || writer.write_all(lines.as_bytes()));
+    let hashes = (0..signed.len())
+        .map(|k| {
+            let reply = admin.read_line().expect("an answer");
+            let Some(json) = reply.strip_prefix("OK ") else {
+                net.fail(&format!("transaction {k} refused: `{reply}`"));
+            };
+            let value: serde_json::Value = serde_json::from_str(json).expect("JSON");
+            str_field(&value, "tx").to_string()
+        })
+        .collect();
+    sender
+        .join()
+        .expect("the writer")
+        .expect("all lines written");
+    hashes
+}
+
+/// Waits until `hash` is committed on `node`.
+pub fn wait_committed(net: &Net, node: usize, hash: &str) {
+    let mut admin = net.admin(node);
+    let status = admin.ok(&format!("WAIT {hash} {}", DEADLINE.as_millis()));
+    assert_eq!(
+        str_field(&status, "status"),
+        "committed",
+        "{hash}: {status}"
+    );
 }

@@ -16,6 +16,8 @@
 //! ```
 //!
 //! - `agreement`: four validators agree, and every admin command answers per the spec.
+//! - `catch_up`: a node emptied during a load of 40,000 transfers rejoins and reaches the
+//!   head while the others keep taking transactions.
 //! - `clients`: a burst from one account, nonces to any node in any order, more right after
 //!   a commit: all admitted, all committed.
 //! - `accounts`: account rules, replays and forged signatures, end to end.
@@ -33,6 +35,7 @@ mod peer_client;
 
 mod accounts;
 mod agreement;
+mod catch_up;
 mod clients;
 mod crashes;
 mod hostile;

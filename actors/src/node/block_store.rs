@@ -8,7 +8,7 @@ use almagill::certificate::CommitCertificate;
 use tracing::error;
 
 use crate::metrics::Metrics;
-use crate::node::messages::{Append, GetBlocks};
+use crate::node::messages::{Append, GetBlocks, ServeBlocks};
 use crate::store::ChainStore;
 
 /// Owns the chain log: appends each committed block in one fsynced write, serves ranges.
@@ -46,5 +46,13 @@ impl Handler<GetBlocks> for BlockStore {
 
     fn handle(&mut self, msg: GetBlocks, _: &mut Context<Self>) -> Self::Result {
         self.chain.range(msg.from, msg.to)
+    }
+}
+
+impl Handler<ServeBlocks> for BlockStore {
+    type Result = Vec<(Block, CommitCertificate)>;
+
+    fn handle(&mut self, msg: ServeBlocks, _: &mut Context<Self>) -> Self::Result {
+        self.chain.range_within(msg.from, msg.to, msg.max_bytes)
     }
 }

@@ -57,6 +57,40 @@ pub struct ConsensusEngine {
     pub metrics: Metrics,
     /// When the last block committed, for the block interval.
     pub last_commit: Option<Instant>,
+    /// Catch-up in progress, for its progress line.
+    pub catching_up: Option<CatchUp>,
+}
+
+/// How often a node catching up logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// A catch-up in progress: where it started, where it is going, when it last said so.
+pub struct CatchUp {
+    started: Instant,
+    from: u64,
+    target: u64,
+    logged: Instant,
+}
+
+impl CatchUp {
+    /// The progress line's fields at `height`, if one is due: blocks done of the total, the
+    /// rate, and the time left at that rate.
+    fn progress(&mut self, height: u64, now: Instant) -> Option<(String, u64, String)> {
+        if now.duration_since(self.logged) < PROGRESS_EVERY {
+            return None;
+        }
+        self.logged = now;
+        let done = height.saturating_sub(self.from);
+        let total = self.target.saturating_sub(self.from);
+        let rate = done as f64 / now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let left = self.target.saturating_sub(height) as f64;
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", left / rate)
+        } else {
+            "unknown".to_string()
+        };
+        Some((format!("{done}/{total}"), rate as u64, eta))
+    }
 }
 
 impl ConsensusEngine {
@@ -149,6 +183,15 @@ impl Host for EngineHost<'_> {
         if let Some(last) = self.engine.last_commit.replace(now) {
             metrics.block_interval.observe((now - last).as_secs_f64());
         }
+        let height = header.height;
+        if let Some(catch_up) = &mut self.engine.catching_up {
+            if height >= catch_up.target {
+                info!(target: "consensus", height, "caught up");
+                self.engine.catching_up = None;
+            } else if let Some((synced, rate, eta)) = catch_up.progress(height, now) {
+                info!(target: "consensus", synced, "blocks/s" = rate, eta, "catching up");
+            }
+        }
         self.engine.state.do_send(Execute { block, certificate });
     }
 
@@ -171,8 +214,20 @@ impl Host for EngineHost<'_> {
     }
 
     fn request_sync(&mut self, from: u64, to: u64) {
-        info!(target: "consensus", from, to, "catching up");
         self.engine.metrics.sync_target.set(to as i64);
+        match &mut self.engine.catching_up {
+            Some(catch_up) => catch_up.target = catch_up.target.max(to),
+            None => {
+                info!(target: "consensus", from, to, "catching up");
+                let now = Instant::now();
+                self.engine.catching_up = Some(CatchUp {
+                    started: now,
+                    from: from.saturating_sub(1),
+                    target: to,
+                    logged: now,
+                });
+            }
+        }
         self.engine.network.do_send(Fetch { from, to });
     }
 }

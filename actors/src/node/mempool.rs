@@ -4,7 +4,7 @@
 //! the messages to other actors.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
@@ -39,7 +39,15 @@ pub struct Mempool {
     /// When each held transaction was admitted, for the commit latency (as bounded as the
     /// pool: entries leave with their transactions).
     pub admitted_at: HashMap<Hash, Instant>,
+    /// Transactions admitted from clients and not yet gossiped: sent together a moment
+    /// later, so a burst travels in a few frames instead of one frame each.
+    pub to_gossip: Vec<Transaction>,
 }
+
+/// How long an admitted transaction may wait to be gossiped with others.
+const GOSSIP_DELAY: Duration = Duration::from_millis(5);
+/// Most transactions gossiped in one frame, and taken from one peer's frame.
+const GOSSIP_BATCH: usize = 1024;
 
 impl Mempool {
     /// Admits one transaction and keeps the metrics.
@@ -54,6 +62,14 @@ impl Mempool {
                 self.metrics.rejected(e.code());
                 Err(e)
             }
+        }
+    }
+
+    /// Sends what waits to be gossiped, if anything.
+    fn gossip(&mut self) {
+        if !self.to_gossip.is_empty() {
+            self.network
+                .do_send(Gossip(std::mem::take(&mut self.to_gossip)));
         }
     }
 
@@ -77,13 +93,19 @@ pub struct Submit(pub Transaction);
 impl Handler<Submit> for Mempool {
     type Result = Result<Hash, AdmitError>;
 
-    fn handle(&mut self, msg: Submit, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
         let verified = !matches!(
             msg.0.verify(&self.chain_id),
             Err(TxFormatError::InvalidSignature)
         );
         let hash = self.admit(msg.0.clone(), verified)?;
-        self.network.do_send(Gossip(vec![msg.0]));
+        if self.to_gossip.is_empty() {
+            ctx.run_later(GOSSIP_DELAY, |mempool, _| mempool.gossip());
+        }
+        self.to_gossip.push(msg.0);
+        if self.to_gossip.len() >= GOSSIP_BATCH {
+            self.gossip();
+        }
         Ok(hash)
     }
 }
@@ -97,7 +119,7 @@ impl Handler<PeerTxs> for Mempool {
             .0
             .into_iter()
             .filter(|tx| !self.pool.contains(&tx.hash()))
-            .take(1024)
+            .take(GOSSIP_BATCH)
             .collect();
         if fresh.is_empty() {
             return;

@@ -103,6 +103,24 @@ pub struct GetBlocks {
     pub to: u64,
 }
 
+/// Committed blocks `from..=to` for a peer catching up, stopping at `max_bytes` of
+/// encoding (PeerConnection → BlockStore).
+#[derive(Message)]
+#[rtype(result = "Vec<(Block, CommitCertificate)>")]
+pub struct ServeBlocks {
+    /// First height.
+    pub from: u64,
+    /// Last height.
+    pub to: u64,
+    /// The reply's size budget.
+    pub max_bytes: usize,
+}
+
+/// A peer answered this node's request for blocks (PeerConnection → Network).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Answered(pub Address);
+
 /// Fetch missing committed blocks from peers (ConsensusEngine → Network).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -195,9 +195,9 @@ pub fn run(loaded: Loaded) -> Result<()> {
             engine: engine.clone(),
             metrics: metrics.clone(),
             admitted_at: HashMap::new(),
+            to_gossip: Vec::new(),
         });
         state_ctx.run(StateActor {
-            acknowledged: ledger.height(),
             ledger,
             txs,
             roots,
@@ -217,6 +217,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
             stopped: false,
             metrics,
             last_commit: None,
+            catching_up: None,
         });
         crate::admin::server::start(
             admin_listener,

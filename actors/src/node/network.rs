@@ -17,7 +17,7 @@ use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
 use crate::node::admission::Admission;
-use crate::node::messages::{Fetch, Gossip, Outbound};
+use crate::node::messages::{Answered, Fetch, Gossip, Outbound};
 use crate::node::peer::{Close, PeerConnection, Priority, Routes, Send};
 use crate::node::session::{self, Identity, Session};
 use crate::node::wire::{self, Wire};
@@ -29,8 +29,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// Failed handshakes are reported at WARN at most this often (with a count).
 const WARN_EVERY: Duration = Duration::from_secs(10);
-/// Blocks asked of one peer at a time when catching up.
-const FETCH_CHUNK: u64 = 64;
+/// Blocks asked of one peer at a time when catching up (its reply may hold fewer: replies
+/// are bounded in bytes).
+const FETCH_CHUNK: u64 = 32;
+/// How long a peer may take to answer a request for blocks before others are asked.
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 /// Peers asked at once when catching up.
 const FETCH_PEERS: usize = 3;
 /// Consensus frames kept for a configured peer while it is not connected, sent when it
@@ -63,6 +66,8 @@ pub struct Network {
     held: HashMap<Address, VecDeque<bytes::Bytes>>,
     retry: HashMap<Address, (Instant, Duration)>,
     next_fetch: usize,
+    /// Peers asked for blocks and not yet answered, with when they were asked.
+    asked: HashMap<Address, Instant>,
 }
 
 impl Network {
@@ -79,6 +84,7 @@ impl Network {
             held: HashMap::new(),
             retry: HashMap::new(),
             next_fetch: 0,
+            asked: HashMap::new(),
         }
     }
 
@@ -416,26 +422,45 @@ impl Handler<Gossip> for Network {
 impl Handler<Fetch> for Network {
     type Result = ();
 
+    /// Asks up to [`FETCH_PEERS`] peers for consecutive parts of the range, each peer at
+    /// most one request at a time: the next part is asked for when a reply has been taken
+    /// in, so a node catching up pulls no faster than it checks blocks. A peer that does not
+    /// answer within [`ANSWER_WITHIN`] is passed over for the others.
     fn handle(&mut self, msg: Fetch, _: &mut Context<Self>) {
-        let peers: Vec<Address> = self.connections.keys().copied().collect();
-        if peers.is_empty() {
+        let now = Instant::now();
+        self.asked
+            .retain(|_, at| now.duration_since(*at) < ANSWER_WITHIN);
+        let mut free: Vec<Address> = self
+            .connections
+            .keys()
+            .filter(|p| !self.asked.contains_key(p))
+            .copied()
+            .collect();
+        if free.is_empty() {
             return;
         }
+        free.sort();
+        self.next_fetch = (self.next_fetch + 1) % free.len();
+        free.rotate_left(self.next_fetch);
         let mut from = msg.from;
-        for _ in 0..FETCH_PEERS.min(peers.len()) {
+        for peer in free.into_iter().take(FETCH_PEERS) {
             if from > msg.to {
                 break;
             }
-            let to = msg.to.min(from + FETCH_CHUNK - 1);
-            self.next_fetch = (self.next_fetch + 1) % peers.len();
+            let to = msg.to.min(from.saturating_add(FETCH_CHUNK - 1));
+            self.asked.insert(peer, now);
             let frame = wire::encode(&Wire::GetBlocks { from, to });
-            self.send(
-                Target::One(peers[self.next_fetch]),
-                frame,
-                Priority::Consensus,
-            );
-            from = to + 1;
+            self.send(Target::One(peer), frame, Priority::Consensus);
+            from = to.saturating_add(1);
         }
+    }
+}
+
+impl Handler<Answered> for Network {
+    type Result = ();
+
+    fn handle(&mut self, msg: Answered, _: &mut Context<Self>) {
+        self.asked.remove(&msg.0);
     }
 }
 

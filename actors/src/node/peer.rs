@@ -9,6 +9,8 @@
 //! and catches up), so no peer can make this node hold unbounded memory.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -27,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::node::block_store::BlockStore;
 use crate::node::consensus::ConsensusEngine;
 use crate::node::mempool::Mempool;
-use crate::node::messages::{Fetched, GetBlocks, Inbound, PeerTxs};
+use crate::node::messages::{Answered, Fetched, Inbound, PeerTxs, ServeBlocks};
 use crate::node::network::{Disconnected, Network};
 use crate::node::session::{Connection, Opener, Session};
 use crate::node::wire::{self, Wire};
@@ -36,8 +38,13 @@ use crate::node::wire::{self, Wire};
 const CONSENSUS_QUEUE: usize = 4096;
 /// Frames of gossip that may wait; beyond that gossip to this peer is dropped.
 const GOSSIP_QUEUE: usize = 256;
-/// Blocks served per catch-up request.
-const BLOCKS_PER_REQUEST: u64 = 64;
+/// The size budget of one reply to a peer catching up: a few full blocks, well within a
+/// frame.
+const SYNC_REPLY_BYTES: usize = 2 * 1024 * 1024;
+/// A catch-up request is served only while less than this is queued for the peer: a peer
+/// that asks faster than it reads gets no more (it asks again, or another peer), so serving
+/// it never holds more than this much memory.
+const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// How often a keepalive ping is sent.
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long a link may bring nothing (not even a ping) before it is taken for dead.
@@ -88,6 +95,8 @@ pub struct PeerConnection {
     routes: Routes,
     consensus: mpsc::Sender<Bytes>,
     gossip: mpsc::Sender<Bytes>,
+    /// Bytes queued for the writer and not yet taken by it.
+    queued: Arc<AtomicUsize>,
     reader: Option<SplitStream<Connection>>,
     opener: Opener,
     /// When the peer last sent anything.
@@ -106,6 +115,8 @@ impl PeerConnection {
         let (mut sink, reader) = connection.split();
         let (consensus, mut consensus_rx) = mpsc::channel::<Bytes>(CONSENSUS_QUEUE);
         let (gossip, mut gossip_rx) = mpsc::channel::<Bytes>(GOSSIP_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let sent = queued.clone();
         actix_rt::spawn(async move {
             loop {
                 let frame = tokio::select! {
@@ -114,6 +125,7 @@ impl PeerConnection {
                     Some(frame) = gossip_rx.recv() => frame,
                     else => break,
                 };
+                sent.fetch_sub(frame.len(), Ordering::Relaxed);
                 let Ok(messages) = sealer.seal(&frame) else {
                     break;
                 };
@@ -131,6 +143,7 @@ impl PeerConnection {
             routes,
             consensus,
             gossip,
+            queued,
             reader: Some(reader),
             opener,
             heard: Instant::now(),
@@ -150,8 +163,16 @@ impl PeerConnection {
             }),
             Wire::Txs(txs) => self.routes.mempool.do_send(PeerTxs(txs)),
             Wire::GetBlocks { from, to } => {
-                let to = to.min(from.saturating_add(BLOCKS_PER_REQUEST - 1));
-                let request = self.routes.store.send(GetBlocks { from, to });
+                if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_BYTES {
+                    debug!(target: "peer", peer = %self.name, "catch-up request while its replies wait; dropped");
+                    return;
+                }
+                let max_bytes = SYNC_REPLY_BYTES;
+                let request = self.routes.store.send(ServeBlocks {
+                    from,
+                    to,
+                    max_bytes,
+                });
                 ctx.spawn(request.into_actor(self).map(|blocks, peer, ctx| {
                     if let Ok(blocks) = blocks {
                         let frame = wire::encode(&Wire::Blocks(blocks));
@@ -159,10 +180,13 @@ impl PeerConnection {
                     }
                 }));
             }
-            Wire::Blocks(blocks) => self.routes.engine.do_send(Fetched {
-                from: self.peer,
-                blocks,
-            }),
+            Wire::Blocks(blocks) => {
+                self.routes.network.do_send(Answered(self.peer));
+                self.routes.engine.do_send(Fetched {
+                    from: self.peer,
+                    blocks,
+                });
+            }
             Wire::Ping => {}
         }
     }
@@ -173,7 +197,14 @@ impl PeerConnection {
             Priority::Gossip => (&self.gossip, "gossip"),
         };
         self.routes.metrics.traffic("out", traffic, frame.len());
-        match queue.try_send(frame) {
+        // Counted before the writer can take it, so the count never goes below zero.
+        self.queued.fetch_add(frame.len(), Ordering::Relaxed);
+        let size = frame.len();
+        let result = queue.try_send(frame);
+        if result.is_err() {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+        }
+        match result {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) if priority == Priority::Gossip => {
                 debug!(target: "peer", peer = %self.name, "slow peer: gossip dropped");

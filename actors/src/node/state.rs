@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
-};
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use almagill::crypto::{Address, Hash};
 use almagill::ledger::{Account, Ledger};
 use almagill::validators::ValidatorSet;
@@ -39,9 +37,6 @@ pub struct StateActor {
     pub engine: Addr<ConsensusEngine>,
     /// Told of each new committed state.
     pub mempool: Addr<Mempool>,
-    /// The last height the mempool has taken in. `TX` and `WAIT` see outcomes only up to
-    /// it, so a client told "committed" finds the mempool already free of what committed.
-    pub acknowledged: u64,
 }
 
 impl StateActor {
@@ -74,7 +69,7 @@ impl Actor for StateActor {
 impl Handler<Execute> for StateActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Execute, _: &mut Context<Self>) {
         let height = msg.block.height();
         if height != self.ledger.height() + 1 {
             return;
@@ -87,12 +82,9 @@ impl Handler<Execute> for StateActor {
                     state_root: outcome.state_root,
                     next_validators: outcome.new_validators,
                 });
-                let taken_in = self.mempool.send(Committed {
+                self.mempool.do_send(Committed {
                     block: msg.block.clone(),
                 });
-                ctx.spawn(taken_in.into_actor(self).map(move |_, state, _| {
-                    state.acknowledged = state.acknowledged.max(height);
-                }));
                 self.store.do_send(Append {
                     block: msg.block,
                     certificate: msg.certificate,
@@ -157,12 +149,7 @@ impl Handler<ReadTx> for StateActor {
     type Result = MessageResult<ReadTx>;
 
     fn handle(&mut self, msg: ReadTx, _: &mut Context<Self>) -> Self::Result {
-        let outcome = msg
-            .tx
-            .and_then(|h| self.txs.get(&h).copied())
-            .filter(|o| match o {
-                TxOutcome::Committed(at) | TxOutcome::Failed(at, _) => *at <= self.acknowledged,
-            });
+        let outcome = msg.tx.and_then(|h| self.txs.get(&h).copied());
         let root = msg
             .root_at
             .and_then(|h| self.roots.get(h as usize).copied());

@@ -116,6 +116,32 @@ impl ChainStore {
             .collect()
     }
 
+    /// Like [`ChainStore::range`], but stopping once the blocks' encoded size reaches
+    /// `max_bytes` (at least one block is always given): a reply to a peer catching up stays
+    /// well within a frame however full the blocks are.
+    pub fn range_within(
+        &self,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Vec<(Block, CommitCertificate)> {
+        let from = from.max(1);
+        let to = to
+            .min(self.height())
+            .min(from.saturating_add(MAX_RANGE - 1));
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for height in from..=to {
+            let Some(item) = self.get(height) else { break };
+            if !out.is_empty() && bytes >= max_bytes {
+                break;
+            }
+            bytes += almagill::encoding::encode(item).len();
+            out.push(item.clone());
+        }
+        out
+    }
+
     /// Every stored block in height order, for replaying into the ledger on start.
     pub fn blocks(&self) -> impl Iterator<Item = &(Block, CommitCertificate)> {
         self.blocks.iter()
@@ -265,6 +291,26 @@ mod tests {
         assert_eq!(served.len() as u64, MAX_RANGE);
         assert_eq!(served[0].0.height(), 5);
         assert_eq!(store.range(u64::MAX, u64::MAX), Vec::new());
+    }
+
+    #[test]
+    fn a_range_for_a_peer_stops_at_its_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
+        let blocks = chain(10);
+        for (b, c) in blocks.iter().cloned() {
+            store.append(b, c).unwrap();
+        }
+        let size = encoding::encode(&blocks[0]).len();
+        assert_eq!(store.range_within(1, 10, 3 * size).len(), 3);
+        assert_eq!(store.range_within(1, 10, 3 * size - 1).len(), 3);
+        assert_eq!(
+            store.range_within(2, 10, 0),
+            blocks[1..2].to_vec(),
+            "at least one"
+        );
+        assert_eq!(store.range_within(1, 10, usize::MAX), blocks);
+        assert!(store.range_within(11, 20, usize::MAX).is_empty());
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! Catch-up after load: a node whose data directory was emptied rejoins a chain of full
+//! blocks while the others keep taking transactions, and reaches the head.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{pipeline, signed_transfers, wait_committed, Net, DEADLINE};
+
+/// Transfers committed before the node rejoins (the issue's CI figure).
+const LOADED: u64 = 40_000;
+/// Transfers per pipelined chunk, per sender.
+const CHUNK: u64 = 5_000;
+
+#[test]
+fn an_emptied_node_catches_up_with_a_loaded_chain() {
+    let mut net = Net::launch(4);
+    net.wait_height(&[0, 1, 2, 3], 2);
+    // Load: alice and bob each send LOADED / 2 transfers, pipelined in chunks, each chunk
+    // committed before the next (the mempool holds 10,000).
+    let per_sender = LOADED / 2;
+    let load_started = Instant::now();
+    for start in (0..per_sender).step_by(CHUNK as usize) {
+        let nonces = start..start + CHUNK;
+        let alice = signed_transfers(&net, "alice", "bob", nonces.clone());
+        let bob = signed_transfers(&net, "bob", "alice", nonces);
+        let alice = pipeline(&net, 0, &alice);
+        let bob = pipeline(&net, 1, &bob);
+        // Each on the node it was sent to: gossip may not have brought it elsewhere yet.
+        wait_committed(&net, 0, &alice[alice.len() - 1]);
+        wait_committed(&net, 1, &bob[bob.len() - 1]);
+    }
+    let loaded_height = net.height(0);
+    // Node 3 loses everything it had.
+    net.kill(3);
+    net.wipe(3);
+    eprintln!(
+        "catch-up: {LOADED} transfers committed in {:?}, up to height {loaded_height}",
+        load_started.elapsed()
+    );
+
+    // While node 3 catches up, the others keep taking about 1,000 transfers a second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let more = signed_transfers(&net, "alice", "bob", per_sender..per_sender + 60_000);
+    let admin_port = net.ports.admin(2);
+    let load = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut sent = 0;
+            let started = Instant::now();
+            for batch in more.chunks(100) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut admin) = crate::harness::Admin::connect(admin_port) else {
+                    break;
+                };
+                let lines: String = batch.iter().map(|h| format!("SUBMIT {h}\n")).collect();
+                if admin.send_raw(lines.as_bytes()).is_err() {
+                    break;
+                }
+                for _ in batch {
+                    let _ = admin.read_line();
+                }
+                sent += batch.len();
+                // Pace to about 1,000 a second: this is load, not synchronisation.
+                let due = Duration::from_millis(sent as u64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    thread::sleep(wait);
+                }
+            }
+            sent
+        })
+    };
+    net.start(3);
+    let started = Instant::now();
+    net.wait_until(DEADLINE, "node3 to reach the loaded height", || {
+        net.try_height(3).is_some_and(|h| h >= loaded_height)
+    });
+    let synced = started.elapsed();
+    net.wait_until(DEADLINE, "node3 to reach the head", || {
+        let head = net.max_height(&[0, 1, 2]);
+        net.try_height(3).is_some_and(|h| h + 2 >= head)
+    });
+    let at_head = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().expect("the load thread");
+    let blocks_per_s = loaded_height as f64 / synced.as_secs_f64();
+    let tx_per_s = LOADED as f64 / synced.as_secs_f64();
+    eprintln!(
+        "catch-up: node3 (emptied) reached height {loaded_height} in {synced:?} \
+         ({blocks_per_s:.0} blocks/s, {tx_per_s:.0} tx/s) and the head in {at_head:?}, \
+         while the others took {sent} more transfers"
+    );
+    let log = net.current_log(3);
+    assert!(
+        !log.contains("too slow or gone"),
+        "node3's peers dropped it while it caught up"
+    );
+}
