@@ -19,11 +19,14 @@ use tracing::{debug, error};
 
 use crate::admin::protocol::{self, AdminError, BlockRef, Command, PeerView, StatusView, TxStatus};
 use crate::node::block_store::BlockStore;
-use crate::node::consensus::{ConsensusEngine, ReadConsensus};
-use crate::node::mempool::{Mempool, ReadMempool, SignAndSubmit, Submit};
-use crate::node::messages::GetBlocks;
-use crate::node::network::{Network, ReadPeers};
-use crate::node::state::{ReadState, ReadTx, StateActor, TxOutcome};
+use crate::node::consensus::ConsensusEngine;
+use crate::node::mempool::Mempool;
+use crate::node::messages::{
+    GetBlocks, ReadConsensus, ReadMempool, ReadPeers, ReadState, ReadTx, SignAndSubmit, Submit,
+    TxOutcome,
+};
+use crate::node::network::Network;
+use crate::node::state::StateActor;
 
 /// Admin connections served at once; more are closed on arrival.
 const MAX_CONNECTIONS: usize = 4096;

@@ -4,9 +4,9 @@
 //! inside a handler: answers come back as messages.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle};
+use actix::{Actor, AsyncContext, Context, Handler, MessageResult, Recipient, SpawnHandle};
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use almagill::consensus::{
@@ -17,19 +17,23 @@ use almagill::crypto::{Address, Hash};
 use tracing::{debug, error, info};
 
 use crate::metrics::Metrics;
-use crate::node::mempool::Mempool;
+use crate::node::clock::now_ms;
 use crate::node::messages::{
-    Batch, Execute, Executed, Fetch, Fetched, Inbound, Outbound, RequestBatch,
+    Batch, ConsensusView, Execute, Executed, Fetch, Fetched, Inbound, Outbound, ReadConsensus,
+    RequestBatch,
 };
-use crate::node::network::Network;
-use crate::node::state::StateActor;
 use crate::store::{StoreError, VoteStore};
 
-/// Milliseconds since the Unix epoch: the core's clock and blocks' timestamps.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// Where the engine sends what the core asks for.
+pub struct EngineRoutes {
+    /// Consensus messages to peers (the Network).
+    pub outbound: Recipient<Outbound>,
+    /// Requests for missing blocks (the Network).
+    pub fetch: Recipient<Fetch>,
+    /// Requests for a proposal's transactions (the Mempool).
+    pub batches: Recipient<RequestBatch>,
+    /// Committed blocks to execute (the StateActor).
+    pub execute: Recipient<Execute>,
 }
 
 /// The actor around the consensus core.
@@ -40,12 +44,8 @@ pub struct ConsensusEngine {
     pub votes: VoteStore,
     /// Names of validators, for logs.
     pub names: HashMap<Address, String>,
-    /// Where messages go.
-    pub network: Addr<Network>,
-    /// Where batches come from.
-    pub mempool: Addr<Mempool>,
-    /// Where committed blocks are executed.
-    pub state: Addr<StateActor>,
+    /// Where the engine's messages go.
+    pub routes: EngineRoutes,
     /// The running timer of each kind.
     pub timers: HashMap<TimerKind, SpawnHandle>,
     /// Actions the core returned when it was built, carried out once the actor starts.
@@ -160,7 +160,10 @@ impl Host for EngineHost<'_> {
             let t = vote.payload;
             debug!(target: "consensus", height = t.height, view = t.view, phase = ?t.phase, "vote");
         }
-        self.engine.network.do_send(Outbound { target, message });
+        self.engine
+            .routes
+            .outbound
+            .do_send(Outbound { target, message });
     }
 
     fn execute(&mut self, block: Block, certificate: CommitCertificate) {
@@ -192,7 +195,10 @@ impl Host for EngineHost<'_> {
                 info!(target: "consensus", synced, "blocks/s" = rate, eta, "catching up");
             }
         }
-        self.engine.state.do_send(Execute { block, certificate });
+        self.engine
+            .routes
+            .execute
+            .do_send(Execute { block, certificate });
     }
 
     fn set_timer(&mut self, timer: Timer, after_ms: u64) {
@@ -210,7 +216,7 @@ impl Host for EngineHost<'_> {
 
     fn request_batch(&mut self, request: BatchRequest) {
         debug!(target: "consensus", height = request.height, "proposing");
-        self.engine.mempool.do_send(RequestBatch(request));
+        self.engine.routes.batches.do_send(RequestBatch(request));
     }
 
     fn request_sync(&mut self, from: u64, to: u64) {
@@ -228,7 +234,7 @@ impl Host for EngineHost<'_> {
                 });
             }
         }
-        self.engine.network.do_send(Fetch { from, to });
+        self.engine.routes.fetch.do_send(Fetch { from, to });
     }
 }
 
@@ -295,23 +301,6 @@ impl Handler<Fetched> for ConsensusEngine {
         self.step(input, ctx);
     }
 }
-
-/// What the admin port shows of consensus.
-pub struct ConsensusView {
-    /// Height of the last committed block.
-    pub height: u64,
-    /// The view of the next block.
-    pub view: u64,
-    /// Its leader.
-    pub leader: Option<Address>,
-    /// The hash of the last committed block.
-    pub last_hash: Hash,
-}
-
-/// Reads the consensus status.
-#[derive(Message)]
-#[rtype(result = "ConsensusView")]
-pub struct ReadConsensus;
 
 impl Handler<ReadConsensus> for ConsensusEngine {
     type Result = MessageResult<ReadConsensus>;

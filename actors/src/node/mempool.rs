@@ -7,18 +7,20 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient, WrapFuture,
 };
-use almagill::crypto::{Hash, Keypair};
+use almagill::crypto::Hash;
 use almagill::ledger::{Ledger, TxError};
 use almagill::mempool::{AdmitError, Pool};
-use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError, TxKind};
+use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError};
 use tracing::debug;
 
 use crate::metrics::Metrics;
-use crate::node::consensus::{now_ms, ConsensusEngine};
-use crate::node::messages::{Batch, Committed, Gossip, PeerTxs, RequestBatch};
-use crate::node::network::Network;
+use crate::node::clock::now_ms;
+use crate::node::messages::{
+    Batch, Committed, Gossip, MempoolView, PeerTxs, ReadMempool, RequestBatch, SignAndSubmit,
+    Submit,
+};
 
 /// Pending transactions and the committed state they are checked against.
 pub struct Mempool {
@@ -30,10 +32,10 @@ pub struct Mempool {
     pub ledger: Ledger,
     /// The chain id signatures must cover.
     pub chain_id: String,
-    /// Where gossip goes.
-    pub network: Addr<Network>,
-    /// Where batches go.
-    pub engine: Addr<ConsensusEngine>,
+    /// Where gossip goes (the Network).
+    pub gossip: Recipient<Gossip>,
+    /// Where batches go (the ConsensusEngine).
+    pub batches: Recipient<Batch>,
     /// Where mempool metrics go.
     pub metrics: Metrics,
     /// When each held transaction was admitted, for the commit latency (as bounded as the
@@ -68,7 +70,7 @@ impl Mempool {
     /// Sends what waits to be gossiped, if anything.
     fn gossip(&mut self) {
         if !self.to_gossip.is_empty() {
-            self.network
+            self.gossip
                 .do_send(Gossip(std::mem::take(&mut self.to_gossip)));
         }
     }
@@ -84,11 +86,6 @@ impl Mempool {
 impl Actor for Mempool {
     type Context = Context<Self>;
 }
-
-/// Admit one transaction submitted through the admin port; gossip it if admitted.
-#[derive(Message)]
-#[rtype(result = "Result<Hash, AdmitError>")]
-pub struct Submit(pub Transaction);
 
 impl Handler<Submit> for Mempool {
     type Result = Result<Hash, AdmitError>;
@@ -145,7 +142,7 @@ impl Handler<RequestBatch> for Mempool {
     fn handle(&mut self, msg: RequestBatch, _: &mut Context<Self>) {
         let exclude: HashSet<Hash> = msg.0.exclude.into_iter().collect();
         let txs = self.pool.propose(msg.0.max_txs, &exclude);
-        self.engine.do_send(Batch {
+        self.batches.do_send(Batch {
             height: msg.0.height,
             txs,
         });
@@ -173,18 +170,6 @@ impl Handler<Committed> for Mempool {
     }
 }
 
-/// The node signs a transaction of `kind` with `key`, at the sender's next nonce, and
-/// admits it. Choosing the nonce here, in the actor, means concurrent requests for one
-/// account never reuse a nonce.
-#[derive(Message)]
-#[rtype(result = "Result<Hash, AdmitError>")]
-pub struct SignAndSubmit {
-    /// The sender's key.
-    pub key: Keypair,
-    /// What to do.
-    pub kind: TxKind,
-}
-
 impl Handler<SignAndSubmit> for Mempool {
     type Result = Result<Hash, AdmitError>;
 
@@ -203,22 +188,6 @@ impl Handler<SignAndSubmit> for Mempool {
         .sign(&msg.key, &self.chain_id);
         <Self as Handler<Submit>>::handle(self, Submit(tx), ctx)
     }
-}
-
-/// What the admin port reads of the mempool.
-pub struct MempoolView {
-    /// Transactions pending.
-    pub len: usize,
-    /// Whether the transaction asked about is pending.
-    pub pending: bool,
-}
-
-/// Reads the mempool (and whether transaction `tx` is pending).
-#[derive(Message)]
-#[rtype(result = "MempoolView")]
-pub struct ReadMempool {
-    /// The transaction asked about.
-    pub tx: Option<Hash>,
 }
 
 impl Handler<ReadMempool> for Mempool {

@@ -1,12 +1,19 @@
-//! The typed messages the node's actors exchange.
+//! Every message the node's actors send one another (an actor's messages to itself stay in
+//! its own file). Actors hold `Recipient`s of these, never each other's addresses, so each
+//! can be built and tested alone.
+
+use std::net::SocketAddr;
 
 use actix::Message;
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use almagill::consensus::{self, BatchRequest, Target};
-use almagill::crypto::{Address, Hash};
-use almagill::tx::Transaction;
+use almagill::crypto::{Address, Hash, Keypair};
+use almagill::ledger::Account;
+use almagill::mempool::AdmitError;
+use almagill::tx::{Transaction, TxKind};
 use almagill::validators::ValidatorSet;
+use bytes::Bytes;
 
 /// A consensus message from a connected validator (PeerConnection → ConsensusEngine).
 #[derive(Message)]
@@ -139,4 +146,161 @@ pub struct Fetched {
     pub from: Address,
     /// The blocks, with their commit certificates.
     pub blocks: Vec<(Block, CommitCertificate)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Questions the admin port asks of consensus
+// ---------------------------------------------------------------------------------------
+
+/// What the admin port shows of consensus.
+pub struct ConsensusView {
+    /// Height of the last committed block.
+    pub height: u64,
+    /// The view of the next block.
+    pub view: u64,
+    /// Its leader.
+    pub leader: Option<Address>,
+    /// The hash of the last committed block.
+    pub last_hash: Hash,
+}
+
+/// Reads the consensus status.
+#[derive(Message)]
+#[rtype(result = "ConsensusView")]
+pub struct ReadConsensus;
+
+// ---------------------------------------------------------------------------------------
+// Transactions from the admin port, and questions about the mempool
+// ---------------------------------------------------------------------------------------
+
+/// Admit one transaction submitted through the admin port; gossip it if admitted.
+#[derive(Message)]
+#[rtype(result = "Result<Hash, AdmitError>")]
+pub struct Submit(pub Transaction);
+
+/// The node signs a transaction of `kind` with `key`, at the sender's next nonce, and
+/// admits it. Choosing the nonce here, in the actor, means concurrent requests for one
+/// account never reuse a nonce.
+#[derive(Message)]
+#[rtype(result = "Result<Hash, AdmitError>")]
+pub struct SignAndSubmit {
+    /// The sender's key.
+    pub key: Keypair,
+    /// What to do.
+    pub kind: TxKind,
+}
+
+/// What the admin port reads of the mempool.
+pub struct MempoolView {
+    /// Transactions pending.
+    pub len: usize,
+    /// Whether the transaction asked about is pending.
+    pub pending: bool,
+}
+
+/// Reads the mempool (and whether transaction `tx` is pending).
+#[derive(Message)]
+#[rtype(result = "MempoolView")]
+pub struct ReadMempool {
+    /// The transaction asked about.
+    pub tx: Option<Hash>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Peer connections
+// ---------------------------------------------------------------------------------------
+
+/// A peer connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnected {
+    /// The peer it was with.
+    pub peer: Address,
+    /// The connection's id (a newer connection to the same peer stays).
+    pub id: u64,
+}
+
+/// One configured peer as the admin port shows it.
+pub struct PeerState {
+    /// Its validator key.
+    pub address: Address,
+    /// Where it listens.
+    pub endpoint: SocketAddr,
+    /// Whether a connection is up.
+    pub connected: bool,
+}
+
+/// Lists the configured peers.
+#[derive(Message)]
+#[rtype(result = "Vec<PeerState>")]
+pub struct ReadPeers;
+
+// ---------------------------------------------------------------------------------------
+// Frames to one peer
+// ---------------------------------------------------------------------------------------
+
+/// How urgent an outgoing frame is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// Consensus messages and catch-up: never dropped while the peer keeps up.
+    Consensus,
+    /// Transaction gossip: dropped first.
+    Gossip,
+}
+
+/// A frame to send to this peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendFrame {
+    /// The encoded frame.
+    pub frame: Bytes,
+    /// Its priority.
+    pub priority: Priority,
+}
+
+/// Closes this connection: a newer session with the same peer replaced it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+// ---------------------------------------------------------------------------------------
+// Questions about committed state
+// ---------------------------------------------------------------------------------------
+
+/// Where a transaction ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Applied in the block at this height.
+    Committed(u64),
+    /// Recorded as failed in the block at this height, with the reason's code.
+    Failed(u64, &'static str),
+}
+
+/// A snapshot of committed state for the admin port.
+pub struct StateView {
+    /// Height of the last executed block.
+    pub height: u64,
+    /// The account asked for, if any.
+    pub account: Option<Account>,
+    /// Sum of all balances and stakes.
+    pub total_supply: u128,
+    /// The genesis supply.
+    pub genesis_supply: u128,
+    /// The validators for the next block.
+    pub validators: Option<ValidatorSet>,
+}
+
+/// Reads committed state (about `account`, if given).
+#[derive(Message)]
+#[rtype(result = "StateView")]
+pub struct ReadState(pub Option<Address>);
+
+/// Where a transaction ended up, if it has been executed; and the state root at a height.
+#[derive(Message)]
+#[rtype(result = "(Option<TxOutcome>, Option<Hash>)")]
+pub struct ReadTx {
+    /// The transaction asked about.
+    pub tx: Option<Hash>,
+    /// The height whose state root is wanted.
+    pub root_at: Option<u64>,
 }

@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod block_store;
+pub mod clock;
 pub mod consensus;
 pub mod mempool;
 pub mod messages;
@@ -39,7 +40,7 @@ use crate::metrics::{self, Metrics};
 use crate::store::{ChainStore, VoteStore};
 
 use self::block_store::BlockStore;
-use self::consensus::ConsensusEngine;
+use self::consensus::{ConsensusEngine, EngineRoutes};
 use self::mempool::Mempool;
 use self::network::{Me, Network};
 use self::peer::Routes;
@@ -179,20 +180,22 @@ pub fn run(loaded: Loaded) -> Result<()> {
             genesis: genesis.hash(),
         };
         let routes = Routes {
-            engine: engine.clone(),
-            mempool: mempool.clone(),
-            store: store.clone(),
-            network: network.clone(),
+            inbound: engine.clone().recipient(),
+            fetched: engine.clone().recipient(),
+            txs: mempool.clone().recipient(),
+            serve: store.clone().recipient(),
+            answered: network.clone().recipient(),
+            disconnected: network.clone().recipient(),
             metrics: metrics.clone(),
         };
         network_ctx.run(Network::new(me, config.peers.clone(), routes, peer_listener));
-        let (pbft, initial) = Pbft::new(core_config, restored, consensus::now_ms());
+        let (pbft, initial) = Pbft::new(core_config, restored, clock::now_ms());
         mempool_ctx.run(Mempool {
             pool: Pool::new(Limits::default()),
             ledger: ledger.clone(),
             chain_id: genesis.chain_id.clone(),
-            network: network.clone(),
-            engine: engine.clone(),
+            gossip: network.clone().recipient(),
+            batches: engine.clone().recipient(),
             metrics: metrics.clone(),
             admitted_at: HashMap::new(),
             to_gossip: Vec::new(),
@@ -201,17 +204,20 @@ pub fn run(loaded: Loaded) -> Result<()> {
             ledger,
             txs,
             roots,
-            store: store.clone(),
-            engine: engine.clone(),
-            mempool: mempool.clone(),
+            append: store.clone().recipient(),
+            executed: engine.clone().recipient(),
+            committed: mempool.clone().recipient(),
         });
         engine_ctx.run(ConsensusEngine {
             pbft,
             votes,
             names,
-            network: network.clone(),
-            mempool: mempool.clone(),
-            state: state.clone(),
+            routes: EngineRoutes {
+                outbound: network.clone().recipient(),
+                fetch: network.clone().recipient(),
+                batches: mempool.clone().recipient(),
+                execute: state.clone().recipient(),
+            },
             timers: HashMap::new(),
             initial: Some(initial),
             stopped: false,

@@ -17,8 +17,11 @@ use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
 use crate::node::admission::Admission;
-use crate::node::messages::{Answered, Fetch, Gossip, Outbound};
-use crate::node::peer::{Close, PeerConnection, Priority, Routes, Send};
+use crate::node::messages::{
+    Answered, Close, Disconnected, Fetch, Gossip, Outbound, PeerState, Priority, ReadPeers,
+    SendFrame,
+};
+use crate::node::peer::{PeerConnection, Routes};
 use crate::node::session::{self, Identity, Session};
 use crate::node::wire::{self, Wire};
 
@@ -129,7 +132,7 @@ impl Network {
         };
         for peer in peers {
             match self.connections.get(&peer) {
-                Some((_, connection)) => connection.do_send(Send {
+                Some((_, connection)) => connection.do_send(SendFrame {
                     frame: frame.clone(),
                     priority,
                 }),
@@ -332,7 +335,7 @@ impl Handler<Connected> for Network {
         let id = self.opened;
         let connection = PeerConnection::new(id, name, msg.session, self.routes.clone()).start();
         for frame in self.held.remove(&peer).unwrap_or_default() {
-            connection.do_send(Send {
+            connection.do_send(SendFrame {
                 frame,
                 priority: Priority::Consensus,
             });
@@ -373,16 +376,6 @@ impl Handler<Dialed> for Network {
             }
         }
     }
-}
-
-/// A peer connection ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Disconnected {
-    /// The peer it was with.
-    pub peer: Address,
-    /// The connection's id (a newer connection to the same peer stays).
-    pub id: u64,
 }
 
 impl Handler<Disconnected> for Network {
@@ -463,21 +456,6 @@ impl Handler<Answered> for Network {
         self.asked.remove(&msg.0);
     }
 }
-
-/// One configured peer as the admin port shows it.
-pub struct PeerState {
-    /// Its validator key.
-    pub address: Address,
-    /// Where it listens.
-    pub endpoint: SocketAddr,
-    /// Whether a connection is up.
-    pub connected: bool,
-}
-
-/// Lists the configured peers.
-#[derive(Message)]
-#[rtype(result = "Vec<PeerState>")]
-pub struct ReadPeers;
 
 impl Handler<ReadPeers> for Network {
     type Result = MessageResult<ReadPeers>;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
-    StreamHandler, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Recipient, StreamHandler,
+    WrapFuture,
 };
 use almagill::crypto::Address;
 use almagill::encoding;
@@ -26,11 +26,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
-use crate::node::block_store::BlockStore;
-use crate::node::consensus::ConsensusEngine;
-use crate::node::mempool::Mempool;
-use crate::node::messages::{Answered, Fetched, Inbound, PeerTxs, ServeBlocks};
-use crate::node::network::{Disconnected, Network};
+use crate::node::messages::{
+    Answered, Close, Disconnected, Fetched, Inbound, PeerTxs, Priority, SendFrame, ServeBlocks,
+};
 use crate::node::session::{Connection, Opener, Session};
 use crate::node::wire::{self, Wire};
 
@@ -50,36 +48,21 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long a link may bring nothing (not even a ping) before it is taken for dead.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 
-/// How urgent an outgoing frame is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Priority {
-    /// Consensus messages and catch-up: never dropped while the peer keeps up.
-    Consensus,
-    /// Transaction gossip: dropped first.
-    Gossip,
-}
-
-/// A frame to send to this peer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Send {
-    /// The encoded frame.
-    pub frame: Bytes,
-    /// Its priority.
-    pub priority: Priority,
-}
-
 /// Where inbound traffic goes.
 #[derive(Clone)]
 pub struct Routes {
-    /// Consensus messages and fetched blocks.
-    pub engine: Addr<ConsensusEngine>,
-    /// Gossiped transactions.
-    pub mempool: Addr<Mempool>,
-    /// Catch-up requests.
-    pub store: Addr<BlockStore>,
-    /// The registry, told when this connection ends.
-    pub network: Addr<Network>,
+    /// Consensus messages (the ConsensusEngine).
+    pub inbound: Recipient<Inbound>,
+    /// Fetched blocks (the ConsensusEngine).
+    pub fetched: Recipient<Fetched>,
+    /// Gossiped transactions (the Mempool).
+    pub txs: Recipient<PeerTxs>,
+    /// Catch-up requests (the BlockStore).
+    pub serve: Recipient<ServeBlocks>,
+    /// Told when this node's request for blocks is answered (the Network).
+    pub answered: Recipient<Answered>,
+    /// Told when this connection ends (the Network).
+    pub disconnected: Recipient<Disconnected>,
     /// Where traffic is counted.
     pub metrics: Metrics,
 }
@@ -157,18 +140,18 @@ impl PeerConnection {
         };
         self.routes.metrics.traffic("in", traffic, size);
         match wire {
-            Wire::Consensus(message) => self.routes.engine.do_send(Inbound {
+            Wire::Consensus(message) => self.routes.inbound.do_send(Inbound {
                 from: self.peer,
                 message,
             }),
-            Wire::Txs(txs) => self.routes.mempool.do_send(PeerTxs(txs)),
+            Wire::Txs(txs) => self.routes.txs.do_send(PeerTxs(txs)),
             Wire::GetBlocks { from, to } => {
                 if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_BYTES {
                     debug!(target: "peer", peer = %self.name, "catch-up request while its replies wait; dropped");
                     return;
                 }
                 let max_bytes = SYNC_REPLY_BYTES;
-                let request = self.routes.store.send(ServeBlocks {
+                let request = self.routes.serve.send(ServeBlocks {
                     from,
                     to,
                     max_bytes,
@@ -181,8 +164,8 @@ impl PeerConnection {
                 }));
             }
             Wire::Blocks(blocks) => {
-                self.routes.network.do_send(Answered(self.peer));
-                self.routes.engine.do_send(Fetched {
+                self.routes.answered.do_send(Answered(self.peer));
+                self.routes.fetched.do_send(Fetched {
                     from: self.peer,
                     blocks,
                 });
@@ -235,7 +218,7 @@ impl Actor for PeerConnection {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.routes.network.do_send(Disconnected {
+        self.routes.disconnected.do_send(Disconnected {
             peer: self.peer,
             id: self.id,
         });
@@ -270,18 +253,13 @@ impl StreamHandler<Result<BytesMut, io::Error>> for PeerConnection {
     }
 }
 
-impl Handler<Send> for PeerConnection {
+impl Handler<SendFrame> for PeerConnection {
     type Result = ();
 
-    fn handle(&mut self, msg: Send, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SendFrame, ctx: &mut Context<Self>) {
         self.queue(msg.frame, msg.priority, ctx);
     }
 }
-
-/// Closes this connection: a newer session with the same peer replaced it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Close;
 
 impl Handler<Close> for PeerConnection {
     type Result = ();

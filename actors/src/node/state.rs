@@ -3,25 +3,14 @@
 
 use std::collections::HashMap;
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
-use almagill::crypto::{Address, Hash};
-use almagill::ledger::{Account, Ledger};
-use almagill::validators::ValidatorSet;
+use actix::{Actor, Context, Handler, MessageResult, Recipient};
+use almagill::crypto::Hash;
+use almagill::ledger::Ledger;
 use tracing::{debug, error};
 
-use crate::node::block_store::BlockStore;
-use crate::node::consensus::ConsensusEngine;
-use crate::node::mempool::Mempool;
-use crate::node::messages::{Append, Committed, Execute, Executed};
-
-/// Where a transaction ended up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TxOutcome {
-    /// Applied in the block at this height.
-    Committed(u64),
-    /// Recorded as failed in the block at this height, with the reason's code.
-    Failed(u64, &'static str),
-}
+use crate::node::messages::{
+    Append, Committed, Execute, Executed, ReadState, ReadTx, StateView, TxOutcome,
+};
 
 /// The ledger and what the node knows about executed blocks.
 pub struct StateActor {
@@ -31,12 +20,12 @@ pub struct StateActor {
     pub txs: HashMap<Hash, TxOutcome>,
     /// The state root after each height (index 0 is genesis).
     pub roots: Vec<Hash>,
-    /// Where committed blocks are stored.
-    pub store: Addr<BlockStore>,
-    /// Told of each executed block.
-    pub engine: Addr<ConsensusEngine>,
-    /// Told of each new committed state.
-    pub mempool: Addr<Mempool>,
+    /// Where committed blocks are stored (the BlockStore).
+    pub append: Recipient<Append>,
+    /// Told of each executed block (the ConsensusEngine).
+    pub executed: Recipient<Executed>,
+    /// Told of each new committed state (the Mempool).
+    pub committed: Recipient<Committed>,
 }
 
 impl StateActor {
@@ -77,15 +66,15 @@ impl Handler<Execute> for StateActor {
         match Self::apply(&mut self.ledger, &mut self.txs, &mut self.roots, &msg.block) {
             Ok(outcome) => {
                 debug!(target: "state", height, root = %outcome.state_root, "executed");
-                self.engine.do_send(Executed {
+                self.executed.do_send(Executed {
                     height,
                     state_root: outcome.state_root,
                     next_validators: outcome.new_validators,
                 });
-                self.mempool.do_send(Committed {
+                self.committed.do_send(Committed {
                     block: msg.block.clone(),
                 });
-                self.store.do_send(Append {
+                self.append.do_send(Append {
                     block: msg.block,
                     certificate: msg.certificate,
                 });
@@ -101,25 +90,6 @@ impl Handler<Execute> for StateActor {
     }
 }
 
-/// A snapshot of committed state for the admin port.
-pub struct StateView {
-    /// Height of the last executed block.
-    pub height: u64,
-    /// The account asked for, if any.
-    pub account: Option<Account>,
-    /// Sum of all balances and stakes.
-    pub total_supply: u128,
-    /// The genesis supply.
-    pub genesis_supply: u128,
-    /// The validators for the next block.
-    pub validators: Option<ValidatorSet>,
-}
-
-/// Reads committed state (about `account`, if given).
-#[derive(Message)]
-#[rtype(result = "StateView")]
-pub struct ReadState(pub Option<Address>);
-
 impl Handler<ReadState> for StateActor {
     type Result = MessageResult<ReadState>;
 
@@ -133,16 +103,6 @@ impl Handler<ReadState> for StateActor {
             validators: self.ledger.validators_for(height + 1).cloned(),
         })
     }
-}
-
-/// Where a transaction ended up, if it has been executed; and the state root at a height.
-#[derive(Message)]
-#[rtype(result = "(Option<TxOutcome>, Option<Hash>)")]
-pub struct ReadTx {
-    /// The transaction asked about.
-    pub tx: Option<Hash>,
-    /// The height whose state root is wanted.
-    pub root_at: Option<u64>,
 }
 
 impl Handler<ReadTx> for StateActor {
