@@ -107,7 +107,14 @@ impl fmt::Display for Hash {
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", &hex::encode(self.0)[..12])
+        write!(f, "Hash({})", self.short())
+    }
+}
+
+impl Hash {
+    /// The first 12 hex characters: how logs name a block or transaction.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
     }
 }
 
@@ -120,6 +127,11 @@ impl Address {
     pub fn from_hex(s: &str) -> Result<Address, HexError> {
         parse_hex(s).map(Address)
     }
+
+    /// The first 8 hex characters: how logs name a key that has no configured name.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
 }
 
 impl fmt::Display for Address {
@@ -130,7 +142,7 @@ impl fmt::Display for Address {
 
 impl fmt::Debug for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({})", &hex::encode(self.0)[..12])
+        write!(f, "Address({})", hex::encode(&self.0[..6]))
     }
 }
 

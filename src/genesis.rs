@@ -11,7 +11,7 @@ use thiserror::Error;
 use crate::amount::{format_agl, parse_amount, Amount};
 use crate::crypto::{domain, Address, Hash};
 use crate::encoding;
-use crate::validators::{Validator, ValidatorSet};
+use crate::validators::{self, Validator, ValidatorSet};
 
 /// The most tokens a chain may have: a quarter of u128. Every balance and stake, and any
 /// sum of them, stays within it, so the ledger's additions never overflow; quorum and
@@ -267,7 +267,7 @@ impl Genesis {
             if !addresses.insert(a.address) {
                 return Err(invalid(format!("address {} appears twice", a.address)));
             }
-            if a.stake > 0 && a.stake < self.min_stake {
+            if !validators::stake_allowed(a.stake, self.min_stake) {
                 return Err(invalid(format!(
                     "account `{}` stakes {}, below min_stake {}",
                     a.name,
@@ -308,7 +308,7 @@ impl Genesis {
         ValidatorSet::new(
             self.accounts
                 .iter()
-                .filter(|a| a.stake >= self.min_stake)
+                .filter(|a| validators::qualifies(a.stake, self.min_stake))
                 .map(|a| Validator {
                     address: a.address,
                     stake: a.stake,

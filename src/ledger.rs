@@ -18,7 +18,7 @@ use crate::crypto::{Address, Hash};
 use crate::genesis::Genesis;
 use crate::state_tree::StateTree;
 use crate::tx::{Transaction, TxKind};
-use crate::validators::{Validator, ValidatorSet};
+use crate::validators::{self, Validator, ValidatorSet};
 
 /// One account's holdings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
@@ -199,7 +199,7 @@ impl Ledger {
         ValidatorSet::new(
             self.accounts
                 .iter()
-                .filter(|(_, a)| a.stake >= self.min_stake)
+                .filter(|(_, a)| validators::qualifies(a.stake, self.min_stake))
                 .map(|(address, a)| Validator {
                     address: *address,
                     stake: a.stake,
@@ -208,9 +208,9 @@ impl Ledger {
         )
     }
 
-    /// The epoch a height belongs to: heights `1..=E` are epoch 0, `E+1..=2E` epoch 1, ...
+    /// The epoch a height belongs to (see [`validators::epoch_of`]).
     pub fn epoch_of(&self, height: u64) -> u64 {
-        height.saturating_sub(1) / self.epoch_length
+        validators::epoch_of(height, self.epoch_length)
     }
 
     /// The validator set in force at `height`, or `None` when it is not known here: too far
@@ -360,15 +360,16 @@ impl Ledger {
         Ok([Some((body.from, sender)), recipient])
     }
 
-    /// A stake is either nothing or at least the minimum.
     fn check_stake(&self, stake: Amount) -> Result<(), TxError> {
-        if stake == 0 || stake >= self.min_stake {
-            Ok(())
-        } else {
-            Err(TxError::BelowMinStake {
-                stake,
-                min: self.min_stake,
-            })
-        }
+        check_stake(stake, self.min_stake)
+    }
+}
+
+/// The staking rule ([`validators::stake_allowed`]) as the error a transaction gets.
+pub fn check_stake(stake: Amount, min: Amount) -> Result<(), TxError> {
+    if validators::stake_allowed(stake, min) {
+        Ok(())
+    } else {
+        Err(TxError::BelowMinStake { stake, min })
     }
 }

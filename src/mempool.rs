@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::amount::Amount;
 use crate::crypto::{Address, Hash};
 use crate::encoding;
-use crate::ledger::{Account, Ledger, TxError};
+use crate::ledger::{check_stake, Account, Ledger, TxError};
 use crate::tx::{Transaction, TxFormatError, TxKind};
 
 /// How many committed transaction hashes the pool remembers, so that a replay arriving just
@@ -656,14 +656,5 @@ impl Pool {
             }
         }
         Ok(delta)
-    }
-}
-
-/// The ledger's rule: a stake is either nothing or at least the minimum.
-fn check_stake(stake: Amount, min: Amount) -> Result<(), TxError> {
-    if stake == 0 || stake >= min {
-        Ok(())
-    } else {
-        Err(TxError::BelowMinStake { stake, min })
     }
 }

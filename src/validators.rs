@@ -5,6 +5,23 @@ use std::collections::BTreeSet;
 use crate::amount::Amount;
 use crate::crypto::Address;
 
+/// The staking rule: an account's stake is either nothing or at least the minimum. Genesis,
+/// the ledger and the mempool all ask this one function.
+pub fn stake_allowed(stake: Amount, min_stake: Amount) -> bool {
+    stake == 0 || stake >= min_stake
+}
+
+/// Whether a stake makes its account a validator (when the next epoch's set is drawn).
+pub fn qualifies(stake: Amount, min_stake: Amount) -> bool {
+    stake > 0 && stake >= min_stake
+}
+
+/// The epoch a height belongs to: heights `1..=E` are epoch 0, `E+1..=2E` epoch 1, ...
+/// (height 0, genesis, counts as epoch 0). Consensus and the ledger both ask this.
+pub fn epoch_of(height: u64, epoch_length: u64) -> u64 {
+    height.saturating_sub(1) / epoch_length.max(1)
+}
+
 /// One validator: its key and the stake it votes with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Validator {

@@ -16,7 +16,7 @@ use crate::block::{Block, Proposal};
 use crate::certificate::{Certificate, CommitCertificate, Phase, Signed, VoteTarget};
 use crate::crypto::{Address, Hash, Keypair, Signature};
 use crate::genesis::ConsensusParams;
-use crate::validators::ValidatorSet;
+use crate::validators::{self, ValidatorSet};
 
 use super::budget::{Budget, Period};
 use super::io::{Actions, Input, Record, Restored, Target, Timer, TimerKind};
@@ -360,7 +360,7 @@ impl Pbft {
     }
 
     fn epoch_of(&self, height: u64) -> u64 {
-        height.saturating_sub(1) / self.cfg.epoch_length
+        validators::epoch_of(height, self.cfg.epoch_length)
     }
 
     /// The epoch consensus is working in: the one just above the low watermark.

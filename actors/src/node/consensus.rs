@@ -13,7 +13,7 @@ use almagill::consensus::{
     drive, Actions, BatchRequest, Host, Input, Message as ConsensusMessage, Pbft, Record, Target,
     Timer, TimerKind,
 };
-use almagill::crypto::{Address, Hash};
+use almagill::crypto::Address;
 use tracing::{debug, error, info};
 
 use crate::metrics::Metrics;
@@ -98,7 +98,7 @@ impl ConsensusEngine {
         self.names
             .get(address)
             .cloned()
-            .unwrap_or_else(|| address.to_string()[..8].to_string())
+            .unwrap_or_else(|| address.short())
     }
 
     fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
@@ -175,7 +175,7 @@ impl Host for EngineHost<'_> {
             round = self.engine.pbft.round(),
             proposer = %self.engine.name(&header.proposer),
             txs = block.txs.len(),
-            hash = %short(&block.hash()),
+            hash = %block.hash().short(),
             "block committed"
         );
         let metrics = &self.engine.metrics;
@@ -236,10 +236,6 @@ impl Host for EngineHost<'_> {
         }
         self.engine.routes.fetch.do_send(Fetch { from, to });
     }
-}
-
-fn short(hash: &Hash) -> String {
-    hash.to_string()[..12].to_string()
 }
 
 impl Actor for ConsensusEngine {

@@ -95,7 +95,7 @@ impl Network {
         self.peers
             .iter()
             .find(|p| p.address == *address)
-            .map_or_else(|| address.to_string()[..8].to_string(), |p| p.name.clone())
+            .map_or_else(|| address.short(), |p| p.name.clone())
     }
 
     fn dial_due(&mut self, ctx: &mut Context<Self>) {
