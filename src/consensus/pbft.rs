@@ -276,6 +276,10 @@ impl Pbft {
         } else {
             pbft.arm_view_timer();
         }
+        // A node that does not vote (re)starts by asking for what it missed while away.
+        if !pbft.is_validator() {
+            pbft.follow();
+        }
         pbft.maybe_propose();
         let actions = std::mem::take(&mut pbft.actions);
         (pbft, actions)
@@ -510,6 +514,11 @@ impl Pbft {
         match timer.kind {
             TimerKind::Propose => self.propose_due = None,
             TimerKind::View if self.catch_up() => self.arm_view_timer(),
+            // A node that does not vote has no round to leave: it asks for blocks instead.
+            TimerKind::View if !self.is_validator() => {
+                self.follow();
+                self.arm_view_timer();
+            }
             TimerKind::View => match self.mode {
                 Mode::Normal => self.start_view_change(self.round.saturating_add(1)),
                 // The round began elsewhere (a validator voted in it): its new view was

@@ -10,6 +10,7 @@ mod bodies;
 mod byzantine;
 mod driver;
 mod fetches;
+mod full_nodes;
 mod rng;
 mod scenarios;
 mod sim;

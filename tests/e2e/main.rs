@@ -23,6 +23,8 @@
 //! - `accounts`: account rules, replays and forged signatures, end to end.
 //! - `crashes`: a leader killed, a node killed under load, a leader killed just after an
 //!   epoch boundary; the others go on, and the killed node recovers and catches up.
+//! - `full_nodes`: a node with no stake at genesis, and a validator that unstakes, follow the
+//!   head as full nodes, across restarts.
 //! - `restarts`: the whole network stopped and started; a wiped node syncs and votes.
 //! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients.
 //! - `peer_surface`: a stranger relaying handshakes, flooding the slots of unauthenticated
@@ -38,6 +40,7 @@ mod agreement;
 mod catch_up;
 mod clients;
 mod crashes;
+mod full_nodes;
 mod hostile;
 mod localnet;
 mod metrics;

@@ -37,6 +37,20 @@ impl Pbft {
         false
     }
 
+    /// A node that does not vote (no key, or a key in no validator set: never staked, or
+    /// unstaked and gone at an epoch boundary) asks peers for the blocks above its height.
+    /// Called on each of its view timers, which never stop, and at start.
+    ///
+    /// Such a node hears the chain only from what validators send it: pre-prepares and
+    /// votes of the round it is in, checkpoint votes, view changes and new views. It cannot
+    /// ask for any of them again (validators answer members only), and after a restart or a
+    /// missed new view its round need not be theirs, so none may ever come that it can use.
+    /// Committed blocks with their certificates are what any peer serves, and the one
+    /// thing it needs: each is checked against the validators of its height.
+    pub(super) fn follow(&mut self) {
+        self.request_sync(self.committed.saturating_add(SYNC_BUFFER));
+    }
+
     /// Asks the host for the blocks from the next height up to `to`.
     pub(super) fn request_sync(&mut self, to: u64) {
         self.sync_to = self.sync_to.max(to);
