@@ -4,9 +4,10 @@
 use almagill::amount::AGL;
 use almagill::block::{tx_root, Block, Proposal};
 use almagill::crypto::{self, Keypair, SignedMessage};
-use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
+use almagill::genesis::Genesis;
 use almagill::ledger::Ledger;
 use almagill::tx::{Transaction, TxBody, TxKind};
+use almagill_testkit::GenesisBuilder;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 const CHAIN: &str = "bench";
@@ -23,23 +24,15 @@ fn keys() -> Vec<Keypair> {
 }
 
 fn genesis(keys: &[Keypair]) -> Genesis {
-    Genesis {
-        chain_id: CHAIN.into(),
-        genesis_time_ms: 0,
-        min_stake: AGL,
-        epoch_length: 1_000_000,
-        consensus: ConsensusParams::default(),
-        accounts: keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| GenesisAccount {
-                name: format!("a{i}"),
-                address: k.address(),
-                balance: 1_000_000 * AGL,
-                stake: AGL,
-            })
-            .collect(),
-    }
+    keys.iter()
+        .enumerate()
+        .fold(
+            GenesisBuilder::new(CHAIN)
+                .min_stake(AGL)
+                .epoch_length(1_000_000),
+            |b, (i, k)| b.account(&format!("a{i}"), k.address(), 1_000_000 * AGL, AGL),
+        )
+        .unchecked()
 }
 
 /// `count` transfers, round-robin over the accounts, with correct nonces from genesis.

@@ -667,7 +667,9 @@ fn wire_sizes() -> Vec<usize> {
         len(encoding::encode(&g)),
         len(encoding::encode(&GenesisAccount {
             name: String::new(),
-            ..common::genesis_account(1, 0, 0)
+            address: common::address(1),
+            balance: 0,
+            stake: 0,
         })),
         len(encoding::encode(&vote)),
         len(encoding::encode(&vote.payload)),

@@ -10,11 +10,11 @@ mod common;
 use almagill::amount::Amount;
 use almagill::consensus::LeaderSchedule;
 use almagill::crypto::Address;
-use almagill::genesis::{ConsensusParams, Genesis, MAX_SUPPLY};
+use almagill::genesis::MAX_SUPPLY;
 use almagill::ledger::{Ledger, TxError};
 use almagill::tx::TxKind;
 use almagill::validators::{Validator, ValidatorSet};
-use common::{address, genesis, genesis_account, signed, CHAIN_ID, EPOCH_LENGTH, MIN_STAKE};
+use common::{address, genesis, signed, MIN_STAKE};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -270,17 +270,7 @@ fn staking_up_to_the_supply_cap_applies_and_the_schedule_builds() {
 /// mutation: `sender.stake += amount` in the ledger's Stake overflows here — caught.
 #[test]
 fn unvalidated_genesis_past_u128_never_panics() {
-    let g = Genesis {
-        chain_id: CHAIN_ID.to_string(),
-        genesis_time_ms: 0,
-        min_stake: MIN_STAKE,
-        epoch_length: EPOCH_LENGTH,
-        consensus: ConsensusParams::default(),
-        accounts: vec![
-            genesis_account(1, u128::MAX, u128::MAX - 5),
-            genesis_account(2, 10, u128::MAX),
-        ],
-    };
+    let g = common::builder(&[(1, u128::MAX, u128::MAX - 5), (2, 10, u128::MAX)]).unchecked();
     assert!(g.validate().is_err());
     assert_eq!(g.supply(), u128::MAX);
     assert_eq!(g.validator_set(), None);

@@ -18,6 +18,7 @@ use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
 use almagill::ledger::{Account, TxError};
 use almagill::merkle::Proof;
 use almagill::tx::{Transaction, TxBody, TxKind};
+use almagill_testkit::GenesisBuilder;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -46,33 +47,24 @@ pub fn address(seed: u8) -> Address {
     keypair(seed).address()
 }
 
-/// A genesis account named `acct<seed>` owned by [`keypair`]`(seed)`.
-pub fn genesis_account(seed: u8, balance: Amount, stake: Amount) -> GenesisAccount {
-    GenesisAccount {
-        name: format!("acct{seed}"),
-        address: address(seed),
-        balance,
-        stake,
-    }
-}
-
 /// A valid genesis for [`CHAIN_ID`] with accounts `(seed, balance, stake)`, minimum stake
 /// [`MIN_STAKE`], epochs of [`EPOCH_LENGTH`] blocks and default consensus parameters.
 /// Panics if the accounts make it invalid (e.g. no validator).
 pub fn genesis(accounts: &[(u8, Amount, Amount)]) -> Genesis {
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.to_string(),
-        genesis_time_ms: 1_700_000_000_000,
-        min_stake: MIN_STAKE,
-        epoch_length: EPOCH_LENGTH,
-        consensus: ConsensusParams::default(),
-        accounts: accounts
-            .iter()
-            .map(|&(seed, balance, stake)| genesis_account(seed, balance, stake))
-            .collect(),
-    };
-    genesis.validate().expect("test genesis is valid");
-    genesis
+    builder(accounts).build()
+}
+
+/// The builder behind [`genesis`], for a test that changes something before building.
+pub fn builder(accounts: &[(u8, Amount, Amount)]) -> GenesisBuilder {
+    accounts.iter().fold(
+        GenesisBuilder::new(CHAIN_ID)
+            .time_ms(1_700_000_000_000)
+            .min_stake(MIN_STAKE)
+            .epoch_length(EPOCH_LENGTH),
+        |b, &(seed, balance, stake)| {
+            b.account(&format!("acct{seed}"), address(seed), balance, stake)
+        },
+    )
 }
 
 /// `kind` from [`keypair`]`(seed)` with `nonce`, signed for [`CHAIN_ID`].

@@ -12,8 +12,8 @@ use almagill::consensus::{LeaderSchedule, Mode, Record};
 use almagill::crypto::Address;
 
 use crate::byzantine::Behaviour;
-use crate::rng::Rng;
 use crate::sim::{NetFaults, Setup, World, CHAIN};
+use almagill_testkit::Rng;
 
 /// A slow network that loses and duplicates messages.
 const LOSSY: NetFaults = NetFaults {

@@ -11,7 +11,6 @@ mod byzantine;
 mod driver;
 mod fetches;
 mod full_nodes;
-mod rng;
 mod scenarios;
 mod sim;
 mod timestamps;

@@ -9,8 +9,8 @@ use almagill::tx::{TxBody, TxKind};
 
 use crate::byzantine::Behaviour::{self, Honest};
 use crate::byzantine::ALL;
-use crate::rng::Rng;
 use crate::sim::{CrashPoint, NetFaults, Setup, World, CHAIN};
+use almagill_testkit::Rng;
 
 /// Seeds that once broke a version of the core, kept so they are run by name forever.
 /// (3: a lagging node's votes were ignored for heights others had committed; 9: votes that

@@ -14,12 +14,12 @@ use almagill::consensus::{
     Restored, Target, Timer,
 };
 use almagill::crypto::{Address, Hash, Keypair};
-use almagill::genesis::{ConsensusParams, Genesis, GenesisAccount};
+use almagill::genesis::{ConsensusParams, Genesis};
 use almagill::ledger::Ledger;
 use almagill::tx::{Transaction, TxBody, TxKind};
 
 use crate::byzantine::Behaviour;
-use crate::rng::Rng;
+use almagill_testkit::{GenesisBuilder, Rng};
 
 /// The chain id of simulated networks.
 pub const CHAIN: &str = "almagill-sim";
@@ -192,32 +192,17 @@ impl World {
     pub fn new(seed: u64, setup: &Setup) -> World {
         let validators: Vec<Keypair> = (0..setup.stakes.len()).map(|i| seeded_key(1, i)).collect();
         let bank: Vec<Keypair> = (0..6).map(|i| seeded_key(2, i)).collect();
-        let mut accounts: Vec<GenesisAccount> = validators
-            .iter()
-            .zip(&setup.stakes)
-            .enumerate()
-            .map(|(i, (k, stake))| GenesisAccount {
-                name: format!("v{i}"),
-                address: k.address(),
-                balance: 1_000 * AGL,
-                stake: *stake,
-            })
-            .collect();
-        accounts.extend(bank.iter().enumerate().map(|(i, k)| GenesisAccount {
-            name: format!("bank{i}"),
-            address: k.address(),
-            balance: 1_000_000 * AGL,
-            stake: 0,
-        }));
-        let genesis = Genesis {
-            chain_id: CHAIN.into(),
-            genesis_time_ms: 0,
-            min_stake: 1,
-            epoch_length: setup.epoch_length,
-            consensus: setup.params.clone(),
-            accounts,
-        };
-        genesis.validate().expect("simulated genesis is valid");
+        let mut builder = GenesisBuilder::new(CHAIN)
+            .min_stake(1)
+            .epoch_length(setup.epoch_length)
+            .consensus(setup.params.clone());
+        for (i, (k, stake)) in validators.iter().zip(&setup.stakes).enumerate() {
+            builder = builder.account(&format!("v{i}"), k.address(), 1_000 * AGL, *stake);
+        }
+        for (i, k) in bank.iter().enumerate() {
+            builder = builder.account(&format!("bank{i}"), k.address(), 1_000_000 * AGL, 0);
+        }
+        let genesis = builder.build();
         let mut keys: Vec<Keypair> = validators.clone();
         keys.extend(setup.twins.iter().map(|&i| validators[i].clone()));
         keys.extend((0..setup.outsiders).map(|i| seeded_key(3, i)));
