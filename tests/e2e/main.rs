@@ -22,10 +22,13 @@
 //! - `restarts`: the whole network stopped and started; a wiped node syncs and votes.
 //! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients.
 //! - `localnet`: `almagill localnet` runs the shipped `config/`.
+//! - `admin_surface`: the admin port under abuse by a local user: idle and half-line floods,
+//!   a low open-file limit, whitespace lines, the validator key, the admin token.
 
 mod harness;
 
 mod accounts;
+mod admin_surface;
 mod agreement;
 mod crashes;
 mod hostile;
