@@ -10,7 +10,8 @@
 //!   wait in the kernel, the client is slowed down by TCP) until others finish or time out.
 //!   The room goes back, and a long line's buffer is freed, as soon as the line has been
 //!   parsed. So however many clients send half-finished 64 KiB lines, the node holds at most
-//!   the budget for them, plus a little per connection; nothing is kept once they close.
+//!   the budget for them, plus a little per connection, and frees all of it when they close
+//!   (the allocator may keep the freed pages for reuse, which the same bound then covers).
 
 use std::io;
 use std::sync::Arc;
@@ -29,7 +30,8 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const READ_BUFFER: usize = 512;
 
 /// Bytes of one line a connection may hold without drawing on the shared budget: every
-/// valid request fits (the longest, a `SUBMIT` of a transaction's hex, is about 320 bytes),
+/// valid request written with single spaces fits (the longest, a `SUBMIT` of a
+/// transaction's hex, is about 320 bytes),
 /// so no client's valid request ever waits on the budget, however others use it.
 pub const OWN_LINE_BYTES: usize = 512;
 
