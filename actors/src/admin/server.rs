@@ -232,6 +232,8 @@ async fn serve(
             }
         };
         let quit = parsed == Ok(Command::Quit);
+        // The command's future is boxed only while it runs, so the task of each idle
+        // connection stays the size of the reading state, not of the largest command.
         let reply = match parsed {
             Ok(command) => match Box::pin(execute(command, backend, &mut authorized)).await {
                 Ok(value) => protocol::ok_line(value),
