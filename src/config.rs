@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -47,9 +48,18 @@ pub struct NodeConfigFile {
     pub metrics: Option<String>,
     /// Where the node keeps its blocks, state and votes.
     pub data_dir: String,
-    /// Key files of accounts the node may sign for (admin `SEND` and friends).
+    /// Key files of accounts the node may sign for (admin `SEND` and friends). The node's
+    /// validator key signs admin requests only if it is listed here too.
     #[serde(default)]
     pub wallets: Vec<String>,
+    /// Seconds an admin connection may send nothing before the node closes it.
+    /// Missing: [`DEFAULT_ADMIN_IDLE_TIMEOUT_S`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_idle_timeout_s: Option<u64>,
+    /// A file holding the admin token: when set, the admin commands that sign answer
+    /// `ERR unauthorized` on a connection until it sends `AUTH <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<String>,
     /// The other validators.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
@@ -85,9 +95,20 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Wallet key files.
     pub wallets: Vec<PathBuf>,
+    /// How long an admin connection may stay silent before it is closed.
+    pub admin_idle_timeout: Duration,
+    /// Path of the admin token file, if the signing commands need `AUTH`.
+    pub admin_token_file: Option<PathBuf>,
     /// Peers.
     pub peers: Vec<Peer>,
 }
+
+/// The admin idle timeout when the config names none, as `spec/admin-protocol.md` says.
+pub const DEFAULT_ADMIN_IDLE_TIMEOUT_S: u64 = 300;
+
+/// The longest admin idle timeout accepted (a day): long enough for any script, and far from
+/// the values where adding it to a clock could overflow.
+pub const MAX_ADMIN_IDLE_TIMEOUT_S: u64 = 86_400;
 
 /// Why a node configuration was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -112,8 +133,7 @@ fn socket(what: &str, text: &str) -> Result<SocketAddr, ConfigError> {
 impl NodeConfig {
     /// Parses `text`, resolving relative paths against `base_dir` (the file's directory).
     pub fn from_toml(text: &str, base_dir: &Path) -> Result<NodeConfig, ConfigError> {
-        let file: NodeConfigFile =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(one_line(&e.to_string())))?;
+        let file = NodeConfigFile::from_toml(text)?;
         let path = |p: &str| base_dir.join(p);
         if file.name.is_empty() {
             return Err(invalid("name is empty".into()));
@@ -138,6 +158,17 @@ impl NodeConfig {
                 "metrics {taken} is also the peer or admin address"
             )));
         }
+        let idle_s = file
+            .admin_idle_timeout_s
+            .unwrap_or(DEFAULT_ADMIN_IDLE_TIMEOUT_S);
+        if !(1..=MAX_ADMIN_IDLE_TIMEOUT_S).contains(&idle_s) {
+            return Err(invalid(format!(
+                "admin_idle_timeout_s {idle_s} is not between 1 and {MAX_ADMIN_IDLE_TIMEOUT_S}"
+            )));
+        }
+        if file.admin_token_file.as_deref() == Some("") {
+            return Err(invalid("admin_token_file is empty".into()));
+        }
         let mut keys = BTreeSet::new();
         let mut peers = Vec::with_capacity(file.peers.len());
         for p in &file.peers {
@@ -161,12 +192,20 @@ impl NodeConfig {
             metrics,
             data_dir: path(&file.data_dir),
             wallets: file.wallets.iter().map(|w| path(w)).collect(),
+            admin_idle_timeout: Duration::from_secs(idle_s),
+            admin_token_file: file.admin_token_file.as_deref().map(path),
             peers,
         })
     }
 }
 
 impl NodeConfigFile {
+    /// The file as written, parsed but not yet checked: for tools that edit a config and
+    /// write it back ([`NodeConfig::from_toml`] checks it).
+    pub fn from_toml(text: &str) -> Result<NodeConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(one_line(&e.to_string())))
+    }
+
     /// The file's TOML text.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("plain strings and tables always serialize")

@@ -5,6 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use almagill::amount::{format_agl, parse_amount, AmountError, AGL};
 use almagill::config::{ConfigError, NodeConfig, NodeConfigFile, PeerConfig};
@@ -615,6 +616,8 @@ fn node_config_file_round_trip() {
         metrics: Some("127.0.0.1:7303".into()),
         data_dir: "data".into(),
         wallets: vec!["alice.key".into()],
+        admin_idle_timeout_s: Some(30),
+        admin_token_file: Some("token".into()),
         peers: vec![PeerConfig {
             name: "node0".into(),
             address: address(1).to_string(),
@@ -628,11 +631,15 @@ fn node_config_file_round_trip() {
     );
     assert_eq!(config.key_file, Path::new("/n/node3.key"));
     assert_eq!(config.wallets, vec![PathBuf::from("/n/alice.key")]);
+    assert_eq!(config.admin_idle_timeout, Duration::from_secs(30));
+    assert_eq!(config.admin_token_file, Some(PathBuf::from("/n/token")));
     assert_eq!(config.peers[0].address, address(1));
     assert_eq!(config.metrics, "127.0.0.1:7303".parse().ok());
     let without_admin = NodeConfigFile {
         admin: None,
         metrics: None,
+        admin_idle_timeout_s: None,
+        admin_token_file: None,
         ..file
     };
     assert!(!without_admin.to_toml().contains("admin"));
@@ -646,6 +653,48 @@ fn node_config_file_round_trip() {
         NodeConfig::from_toml(&clash.to_toml(), Path::new("/n")),
         Err(ConfigError::Invalid(m)) if m.contains("metrics")
     ));
+}
+
+/// The admin settings: the idle timeout defaults to the spec's 300 s and must be between
+/// 1 s and a day; the token file is optional, resolved like every path, and not empty.
+#[test]
+fn node_config_admin_settings() {
+    let config = NodeConfig::from_toml(&node_toml("", &[]), &base()).unwrap();
+    assert_eq!(config.admin_idle_timeout, Duration::from_secs(300));
+    assert_eq!(config.admin_token_file, None);
+    let text = node_toml(
+        "admin_idle_timeout_s = 5\nadmin_token_file = \"secret/admin.token\"",
+        &[],
+    );
+    let config = NodeConfig::from_toml(&text, &base()).unwrap();
+    assert_eq!(config.admin_idle_timeout, Duration::from_secs(5));
+    assert_eq!(
+        config.admin_token_file,
+        Some(PathBuf::from("/net/testnet/secret/admin.token"))
+    );
+    let day = node_toml("admin_idle_timeout_s = 86400", &[]);
+    assert!(NodeConfig::from_toml(&day, &base()).is_ok());
+    for bad in ["0", "86401", "9223372036854775807"] {
+        let text = node_toml(&format!("admin_idle_timeout_s = {bad}"), &[]);
+        assert!(
+            matches!(NodeConfig::from_toml(&text, &base()), Err(ConfigError::Invalid(m)) if m.contains("admin_idle_timeout_s")),
+            "admin_idle_timeout_s = {bad} accepted"
+        );
+    }
+    for bad in ["-1", "\"300\"", "1.5"] {
+        let text = node_toml(&format!("admin_idle_timeout_s = {bad}"), &[]);
+        assert!(
+            matches!(
+                NodeConfig::from_toml(&text, &base()),
+                Err(ConfigError::Parse(_))
+            ),
+            "admin_idle_timeout_s = {bad} accepted"
+        );
+    }
+    let text = node_toml("admin_token_file = \"\"", &[]);
+    assert!(
+        matches!(NodeConfig::from_toml(&text, &base()), Err(ConfigError::Invalid(m)) if m.contains("admin_token_file"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------

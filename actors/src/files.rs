@@ -9,6 +9,8 @@ use almagill::crypto::Keypair;
 use almagill::genesis::Genesis;
 use anyhow::{Context, Result};
 
+use crate::admin::auth::AdminToken;
+
 /// Reads a whole text file.
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
@@ -24,6 +26,12 @@ pub fn load_genesis(path: &Path) -> Result<Genesis> {
 pub fn load_key(path: &Path) -> Result<Keypair> {
     Keypair::from_key_file(&read_text(path, "key file")?)
         .with_context(|| format!("key file {} is malformed", path.display()))
+}
+
+/// Loads the admin token file named by a node's `admin_token_file`.
+pub fn load_admin_token(path: &Path) -> Result<AdminToken> {
+    AdminToken::from_file_text(&read_text(path, "admin token file")?)
+        .with_context(|| format!("admin token file {} is unusable", path.display()))
 }
 
 /// Writes a key file readable by its owner only, refusing to overwrite an existing one.

@@ -5,6 +5,7 @@
 mod admin;
 mod cli;
 mod commands;
+mod file_limit;
 mod files;
 mod logging;
 mod metrics;

@@ -254,6 +254,7 @@ fn four_validators_agree() {
         "PEERS",
         "SUPPLY",
         "QUIT",
+        "AUTH",
     ] {
         assert!(
             help["commands"]

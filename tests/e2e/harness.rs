@@ -15,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use almagill::amount::Amount;
+use almagill::config::NodeConfigFile;
 use almagill::crypto::{Address, Keypair};
 use almagill::encoding;
 use almagill::genesis::Genesis;
@@ -553,6 +554,22 @@ impl Net {
     /// Starts node `i` (`almagill run --config <dir>/node<i>.toml`, `RUST_LOG=info`), its
     /// output appended to its log file.
     pub fn start(&mut self, i: usize) {
+        self.spawn(i, Command::new(BIN));
+    }
+
+    /// Like [`Net::start`], with the node's open-file limit (soft and hard) set to `limit`
+    /// by the shell that then `exec`s it, as `ulimit -n <limit>` before a start would.
+    pub fn start_with_file_limit(&mut self, i: usize, limit: u64) {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(BIN);
+        self.spawn(i, sh);
+    }
+
+    /// Starts node `i` with `command` (the binary, or a shell that `exec`s it), adding the
+    /// `run --config` arguments, the environment and the log file.
+    fn spawn(&mut self, i: usize, mut command: Command) {
         assert!(self.children[i].is_none(), "node{i} is already running");
         self.drop_conn(i);
         let log = OpenOptions::new()
@@ -561,7 +578,7 @@ impl Net {
             .open(self.log_path(i))
             .expect("the log file opens");
         self.log_start[i] = log.metadata().map_or(0, |m| m.len());
-        let child = Command::new(BIN)
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(self.config(i))
@@ -582,15 +599,19 @@ impl Net {
             .id()
     }
 
-    /// Node `i`'s resident memory in KiB (`VmRSS` of /proc/<pid>/status).
+    /// Node `i`'s resident memory in KiB.
     pub fn rss_kib(&self, i: usize) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid(i)))
-            .unwrap_or_else(|e| panic!("node{i}'s /proc status: {e}"));
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmRSS for node{i}"))
+        rss_kib(self.pid(i))
+    }
+
+    /// Rewrites node `i`'s config file through `edit` (the node reads it at its next start).
+    pub fn edit_config(&self, i: usize, edit: impl FnOnce(&mut NodeConfigFile)) {
+        let path = self.config(i);
+        let text = fs::read_to_string(&path).expect("the node config is readable");
+        let mut file =
+            NodeConfigFile::from_toml(&text).unwrap_or_else(|e| panic!("node{i}.toml: {e}"));
+        edit(&mut file);
+        fs::write(&path, file.to_toml()).expect("the node config is writable");
     }
 
     /// Whether node `i` is running as far as this harness knows.
@@ -1073,4 +1094,16 @@ pub fn wait_committed(net: &Net, node: usize, hash: &str) {
         "committed",
         "{hash}: {status}"
     );
+}
+
+/// A process's resident memory in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("process {pid}'s /proc status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
 }

@@ -31,11 +31,14 @@
 //!   connections, announcing huge frames: no session, no validator kept out, no memory.
 //! - `metrics`: a real HTTP scrape of the metrics address; height and counters move.
 //! - `localnet`: `almagill localnet` runs the shipped `config/`.
+//! - `admin_surface`: the admin port under abuse by a local user: idle and half-line floods,
+//!   a low open-file limit, whitespace lines, the validator key, the admin token.
 
 mod harness;
 mod peer_client;
 
 mod accounts;
+mod admin_surface;
 mod agreement;
 mod catch_up;
 mod clients;

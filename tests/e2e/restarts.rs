@@ -41,7 +41,7 @@ fn sigterm_all_and_restart() {
         if i == 1 {
             // Nodes 2 and 3 alone hold half the stake: no quorum, so a transfer stays
             // pending, and WAIT with a short limit answers `timeout`.
-            let sent = net.ok(2, "SEND node2 node3 1");
+            let sent = net.ok(2, "SEND bob node3 1");
             let pending = str_field(&sent, "tx");
             assert_eq!(net.err(2, &format!("WAIT {pending} 300")), "timeout");
             assert_eq!(

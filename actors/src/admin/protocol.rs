@@ -3,7 +3,10 @@
 //!
 //! The contract is `spec/admin-protocol.md`. In short: one UTF-8 request line, words split by
 //! spaces, command names case-insensitive and arguments not; exactly one response line per
-//! non-empty request, either `OK <json>` or `ERR <code> <message>`.
+//! request that is not blank, either `OK <json>` or `ERR <code> <message>`. Blank means empty
+//! or only ASCII spaces and tabs: any other character, Unicode whitespace included (U+00A0,
+//! U+2028, `\x0b`, ...), makes a request that is answered, so a pipelining client that
+//! counts its requests never falls out of step with the answers.
 //!
 //! Choices the spec leaves open, made here:
 //! - Addresses and hashes are accepted in any case of hex on input (people paste them from
@@ -70,6 +73,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("PEERS", "PEERS"),
     ("SUPPLY", "SUPPLY"),
     ("QUIT", "QUIT"),
+    ("AUTH", "AUTH <token>"),
 ];
 
 /// Which block `BLOCK` asks for.
@@ -159,6 +163,12 @@ pub enum Command {
     Supply,
     /// `QUIT`: answer, then close the connection.
     Quit,
+    /// `AUTH <token>`: unlock the signing commands on this connection, when the node's
+    /// config names an `admin_token_file`.
+    Auth {
+        /// The token offered, compared with the file's in constant time by the server.
+        token: String,
+    },
 }
 
 /// A failed request: an error code from the spec's list and a short sentence for people.
@@ -216,6 +226,7 @@ pub const ERROR_CODES: &[&str] = &[
     "not_found",
     "timeout",
     "too_long",
+    "unauthorized",
     "internal",
 ];
 
@@ -253,6 +264,8 @@ constructors! {
     timeout,
     /// The request line is over [`MAX_LINE`] bytes; the connection is then closed.
     too_long,
+    /// A signing command before a successful `AUTH`, or `AUTH` with a wrong token.
+    unauthorized,
     /// The node failed to answer (a bug, or the node is shutting down).
     internal,
 }
@@ -266,8 +279,8 @@ pub fn too_long() -> AdminError {
 }
 
 /// Parses one request line: its raw bytes without the trailing `\n` (a trailing `\r` is
-/// dropped here). `None` means the line is empty or only whitespace, which gets no
-/// response; otherwise the command, or the error to answer with.
+/// dropped here). `None` means the line is blank (empty, or only ASCII spaces and tabs),
+/// which gets no response; any other line gets the command, or the error to answer with.
 pub fn parse_line(line: &[u8], genesis: &Genesis) -> Option<Result<Command, AdminError>> {
     if line.len() > MAX_LINE {
         return Some(Err(too_long()));
@@ -278,17 +291,28 @@ pub fn parse_line(line: &[u8], genesis: &Genesis) -> Option<Result<Command, Admi
             "the request is not UTF-8 text",
         )));
     };
-    if text.trim().is_empty() {
+    if is_blank(text) {
         return None;
     }
     Some(parse_words(text, genesis))
 }
 
-/// Parses a non-empty line of text into a command.
+/// Whether a line gets no response: empty, or only ASCII spaces and tabs, exactly as the
+/// spec says. (`str::trim` would also drop Unicode whitespace, leaving such a line without
+/// an answer.)
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| b == b' ' || b == b'\t')
+}
+
+/// Parses a line that is not blank into a command.
 fn parse_words(text: &str, genesis: &Genesis) -> Result<Command, AdminError> {
     let mut words = text.split_ascii_whitespace();
-    // A line of only non-ASCII whitespace has one word, which is no command.
-    let word = words.next().unwrap_or_default();
+    // Only ASCII whitespace other than space and tab (a form feed, a lone `\r`): no word.
+    let Some(word) = words.next() else {
+        return Err(AdminError::unknown_command(
+            "the line holds no command; HELP lists them",
+        ));
+    };
     let args: Vec<&str> = words.collect();
     let Some(&(name, usage)) = COMMANDS
         .iter()
@@ -346,6 +370,9 @@ fn parse_words(text: &str, genesis: &Genesis) -> Result<Command, AdminError> {
         ("PEERS", []) => Command::Peers,
         ("SUPPLY", []) => Command::Supply,
         ("QUIT", []) => Command::Quit,
+        ("AUTH", [token]) => Command::Auth {
+            token: token.to_string(),
+        },
         _ => {
             return Err(AdminError::bad_request(format!(
                 "wrong number of arguments; usage: {usage}"
@@ -557,6 +584,11 @@ pub fn pong_json() -> Value {
     json!({ "pong": true })
 }
 
+/// `AUTH`'s answer when the token is right (or the node needs none).
+pub fn auth_json() -> Value {
+    json!({ "auth": true })
+}
+
 /// `QUIT`'s answer, sent just before the connection closes.
 pub fn bye_json() -> Value {
     json!({ "bye": true })
@@ -752,6 +784,21 @@ mod tests {
     }
 
     #[test]
+    fn auth_takes_one_case_sensitive_token() {
+        assert_eq!(
+            ok("auth S3cret-Token"),
+            Command::Auth {
+                token: "S3cret-Token".into()
+            }
+        );
+        for line in ["AUTH", "AUTH a b"] {
+            let e = err(line);
+            assert_eq!(e.code, "bad_request", "{line}");
+            assert!(e.message.contains("AUTH <token>"), "{line}: {}", e.message);
+        }
+    }
+
+    #[test]
     fn command_names_are_case_insensitive() {
         assert_eq!(ok("ping"), Command::Ping);
         assert_eq!(ok("PiNg"), Command::Ping);
@@ -785,6 +832,7 @@ mod tests {
                 "STAKE" | "UNSTAKE" => "alice 1".to_string(),
                 "TX" | "WAIT" => hash.clone(),
                 "BLOCK" => "latest".to_string(),
+                "AUTH" => "token".to_string(),
                 _ => String::new(),
             };
             let line = format!("{name} {args}");
@@ -972,9 +1020,23 @@ mod tests {
 
     #[test]
     fn empty_lines_get_no_response() {
-        for line in ["", "\r", "   ", " \t \r", "\u{3000}"] {
+        for line in ["", "\r", "   ", " \t \r", "\t\t"] {
             assert_eq!(parse(line), None, "{line:?}");
         }
+    }
+
+    #[test]
+    fn unicode_and_other_whitespace_lines_get_one_answer() {
+        for line in [
+            "\u{a0}", "\u{2028}", "\u{2029}", "\u{3000}", "\u{feff}", "\u{85}", "\x0b", "\x0c",
+            " \x0c\t", "\r\r", " \u{a0} ",
+        ] {
+            let e = err(line);
+            assert_eq!(e.code, "unknown_command", "{line:?}");
+            assert_eq!(err_line(&e).matches('\n').count(), 1, "{line:?}");
+        }
+        // Unicode whitespace is not a word separator either: it is part of a word.
+        assert_eq!(err("PING\u{a0}").code, "unknown_command");
     }
 
     #[test]
@@ -1107,6 +1169,7 @@ mod tests {
             "not_found",
             "timeout",
             "too_long",
+            "unauthorized",
             "internal",
         ];
         assert_eq!(ERROR_CODES, spec);
@@ -1124,6 +1187,7 @@ mod tests {
             AdminError::not_found("m"),
             AdminError::timeout("m"),
             AdminError::too_long("m"),
+            AdminError::unauthorized("m"),
             AdminError::internal("m"),
         ];
         assert!(made.iter().all(|e| spec.contains(&e.code)));
@@ -1212,7 +1276,8 @@ mod tests {
                 "VALIDATORS",
                 "PEERS",
                 "SUPPLY",
-                "QUIT"
+                "QUIT",
+                "AUTH"
             ]
         );
         assert_eq!(help["usage"].as_array().unwrap().len(), names.len());
@@ -1450,7 +1515,7 @@ mod tests {
                 line.push('\r');
             }
             match parse_line(line.as_bytes(), &genesis()) {
-                None => prop_assert!(line.trim().is_empty()),
+                None => prop_assert!(is_blank(line.strip_suffix('\r').unwrap_or(&line))),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     prop_assert!(ERROR_CODES.contains(&e.code));
@@ -1458,6 +1523,34 @@ mod tests {
                     prop_assert!(out.ends_with('\n'));
                     prop_assert_eq!(out.matches('\n').count(), 1);
                     prop_assert!(!out.contains('\r'));
+                }
+            }
+        }
+
+        /// Exactly the blank lines go unanswered, whatever whitespace (ASCII, Unicode or
+        /// control) the others are made of.
+        #[test]
+        fn only_blank_lines_go_unanswered(
+            chars in prop::collection::vec(
+                prop_oneof![
+                    Just(' '), Just('\t'), Just('\r'), Just('\x0b'), Just('\x0c'),
+                    Just('\u{85}'), Just('\u{a0}'), Just('\u{1680}'), Just('\u{2000}'),
+                    Just('\u{200b}'), Just('\u{2028}'), Just('\u{2029}'), Just('\u{202f}'),
+                    Just('\u{3000}'), Just('\u{feff}'), any::<char>(),
+                ],
+                0..12,
+            ),
+        ) {
+            let line: String = chars.into_iter().collect();
+            let body = line.strip_suffix('\r').unwrap_or(&line);
+            let blank = body.chars().all(|c| c == ' ' || c == '\t');
+            match parse_line(line.as_bytes(), &genesis()) {
+                None => prop_assert!(blank, "{:?} went unanswered", line),
+                Some(answer) => {
+                    prop_assert!(!blank, "{:?} was answered", line);
+                    if let Err(e) = answer {
+                        prop_assert_eq!(err_line(&e).matches('\n').count(), 1);
+                    }
                 }
             }
         }

@@ -1,7 +1,13 @@
-//! The admin port's server: one task per connection, reading lines with a size limit and
-//! answering each through the node's actors. It only reads snapshots and submits
-//! transactions; it never sits in consensus's path, and one slow or silent client holds
-//! nothing but its own task.
+//! The admin port's server: one task per connection, reading lines with bounded time and
+//! memory ([`crate::admin::lines`]) and answering each through the node's actors. It only
+//! reads snapshots and submits transactions; it never sits in consensus's path, and one slow
+//! or silent client holds nothing but its own task, until its idle or line timeout.
+//!
+//! Connections beyond a cap derived from the process's open-file limit ([`connection_cap`])
+//! get one `ERR internal` line (if their socket takes it at once) and are closed, so admin
+//! clients can never take the file descriptors the peers, the vote log and the chain need.
+//! Accept errors (such as running out of descriptors anyway) are retried after a pause that
+//! doubles up to a second, never in a busy loop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,11 +18,13 @@ use almagill::crypto::{Address, Hash, Keypair};
 use almagill::genesis::Genesis;
 use almagill::tx::TxKind;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tracing::{debug, error};
+use tracing::{debug, error, info, warn};
 
+use crate::admin::auth::AdminToken;
+use crate::admin::lines::{self, LineReader, Next};
 use crate::admin::protocol::{self, AdminError, BlockRef, Command, PeerView, StatusView, TxStatus};
 use crate::node::block_store::BlockStore;
 use crate::node::consensus::ConsensusEngine;
@@ -28,10 +36,58 @@ use crate::node::messages::{
 use crate::node::network::Network;
 use crate::node::state::StateActor;
 
-/// Admin connections served at once; more are closed on arrival.
-const MAX_CONNECTIONS: usize = 4096;
 /// How often `WAIT` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(25);
+
+/// Open files kept back from admin connections for everything else the node opens: standard
+/// streams, the runtime's event descriptors, both listeners, the chain and vote logs and the
+/// files that replace them when they are compacted, and connections being handshaken on
+/// the peer port.
+const RESERVED_FILES: u64 = 256;
+
+/// Open files kept back per configured peer: a dialled connection, an accepted one, and a
+/// newer session replacing one of them.
+const FILES_PER_PEER: u64 = 4;
+
+/// The fewest admin connections served, whatever the file limit, so an operator can always
+/// get in, even at the cost of headroom under a tiny file limit.
+const MIN_CONNECTIONS: usize = 16;
+
+/// The most admin connections served, whatever the file limit: each costs a task, a small
+/// read buffer and a kernel socket, so this bounds what local clients can make the node hold.
+const MAX_CONNECTIONS: usize = 16_384;
+
+/// The first pause after a failed `accept`; it doubles on each failure in a row.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// The longest pause between `accept` retries.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// At most one warning per this period about refused connections or failing accepts, so a
+/// flood cannot flood the log too.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// How many admin connections a node serves at once, given its open-file limit (`None`:
+/// unlimited) and how many peers it has: the limit less what the rest of the node may need,
+/// within [`MIN_CONNECTIONS`]..=[`MAX_CONNECTIONS`].
+pub fn connection_cap(file_limit: Option<u64>, peers: usize) -> usize {
+    let reserved = RESERVED_FILES.saturating_add(FILES_PER_PEER.saturating_mul(peers as u64));
+    file_limit
+        .map_or(u64::MAX, |limit| limit.saturating_sub(reserved))
+        .try_into()
+        .unwrap_or(usize::MAX)
+        .clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
+/// How the admin port treats its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once ([`connection_cap`]).
+    pub max_connections: usize,
+    /// How long a connection may send nothing (node config `admin_idle_timeout_s`); also
+    /// how long an answer may wait for a client that does not read.
+    pub idle_timeout: Duration,
+}
 
 /// What the admin port answers from.
 #[derive(Clone)]
@@ -40,8 +96,11 @@ pub struct Backend {
     pub name: String,
     /// The chain's genesis (account names, chain id).
     pub genesis: Arc<Genesis>,
-    /// Keys the node may sign with for `SEND` and friends.
+    /// Keys the node may sign with for `SEND` and friends: exactly the config's `wallets`
+    /// (the validator key only if listed there).
     pub wallets: Arc<HashMap<Address, Keypair>>,
+    /// When set, the signing commands need `AUTH` with this token on each connection.
+    pub token: Option<AdminToken>,
     /// The node's own address.
     pub address: Address,
     /// Consensus status.
@@ -57,7 +116,7 @@ pub struct Backend {
 }
 
 /// Serves the admin port on `listener` until the node stops.
-pub fn start(listener: std::net::TcpListener, backend: Backend) {
+pub fn start(listener: std::net::TcpListener, backend: Backend, limits: Limits) {
     let listener = match listener
         .set_nonblocking(true)
         .and_then(|()| TcpListener::from_std(listener))
@@ -68,82 +127,128 @@ pub fn start(listener: std::net::TcpListener, backend: Backend) {
             return;
         }
     };
-    actix_rt::spawn(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                continue;
-            };
-            let backend = backend.clone();
-            actix_rt::spawn(async move {
-                if let Err(e) = serve(stream, &backend).await {
-                    debug!(target: "admin", "connection ended: {e}");
-                }
-                drop(permit);
-            });
-        }
-    });
+    info!(target: "admin", max_connections = limits.max_connections, idle_timeout_s = limits.idle_timeout.as_secs(), "serving");
+    actix_rt::spawn(accept_loop(listener, backend, limits));
 }
 
-/// Reads one line of at most `MAX_LINE` bytes (without its `\n`). `Ok(None)` at the end of
-/// input; `Err(true)` if the line is too long.
-async fn read_line(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    line: &mut Vec<u8>,
-) -> std::io::Result<Option<bool>> {
-    line.clear();
+/// Accepts connections for ever: each within the cap gets its own task; the others are
+/// refused at once. A failing `accept` is retried after a growing pause.
+async fn accept_loop(listener: TcpListener, backend: Backend, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let budget = lines::long_line_budget();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut last_warning: Option<Instant> = None;
+    let mut may_warn = move || {
+        let due = last_warning.is_none_or(|at| at.elapsed() >= WARN_EVERY);
+        if due {
+            last_warning = Some(Instant::now());
+        }
+        due
+    };
     loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(if line.is_empty() { None } else { Some(false) });
-        }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                if may_warn() {
+                    warn!(target: "admin", "cannot accept admin connections: {e}; retrying in {backoff:?}");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
         };
-        if line.len() + chunk.len() > protocol::MAX_LINE {
-            return Ok(Some(true));
-        }
-        line.extend_from_slice(chunk);
-        let used = done.unwrap_or(chunk.len());
-        reader.consume(used);
-        if done.is_some() {
-            return Ok(Some(false));
-        }
+        backoff = ACCEPT_BACKOFF_MIN;
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            if may_warn() {
+                warn!(target: "admin", max_connections = limits.max_connections, "admin connections refused: all slots are taken");
+            }
+            refuse(stream, limits.max_connections);
+            continue;
+        };
+        let backend = backend.clone();
+        let budget = Arc::clone(&budget);
+        actix_rt::spawn(async move {
+            if let Err(e) = serve(stream, &backend, limits, budget).await {
+                debug!(target: "admin", "connection ended: {e}");
+            }
+            drop(permit);
+        });
     }
 }
 
-async fn serve(stream: TcpStream, backend: &Backend) -> std::io::Result<()> {
+/// Tells a connection over the cap why it is closed, if its socket takes the line without
+/// waiting, and closes it. The write goes through the plain (still non-blocking) socket:
+/// tokio's `try_write` would refuse a socket the reactor has not yet seen writable.
+fn refuse(stream: TcpStream, cap: usize) {
+    let line = protocol::err_line(&AdminError::internal(format!(
+        "the node serves {cap} admin connections already; closing"
+    )));
+    if let Ok(mut stream) = stream.into_std() {
+        let _ = std::io::Write::write(&mut stream, line.as_bytes());
+    }
+}
+
+/// Writes one answer, giving up (and so closing the connection) if the client has not
+/// taken it within `limit`.
+async fn answer(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    line: &str,
+    limit: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(limit, write.write_all(line.as_bytes()))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the client reads nothing")
+        })?
+}
+
+async fn serve(
+    stream: TcpStream,
+    backend: &Backend,
+    limits: Limits,
+    budget: Arc<Semaphore>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
-    while let Some(too_long) = read_line(&mut reader, &mut line).await? {
-        if too_long {
-            write
-                .write_all(protocol::err_line(&protocol::too_long()).as_bytes())
-                .await?;
-            return Ok(());
-        }
-        let Some(parsed) = protocol::parse_line(&line, &backend.genesis) else {
-            continue;
+    let mut reader = LineReader::new(read, budget);
+    let mut authorized = backend.token.is_none();
+    loop {
+        let next = reader
+            .next_line(limits.idle_timeout, |line| {
+                protocol::parse_line(line, &backend.genesis)
+            })
+            .await?;
+        let parsed = match next {
+            Next::Line(Some(parsed)) => parsed,
+            Next::Line(None) => continue,
+            Next::TooLong => {
+                let line = protocol::err_line(&protocol::too_long());
+                return answer(&mut write, &line, limits.idle_timeout).await;
+            }
+            Next::End => return Ok(()),
+            Next::Idle => {
+                debug!(target: "admin", "closing an idle connection");
+                return Ok(());
+            }
+            Next::Slow => {
+                debug!(target: "admin", "closing a connection that did not finish its line");
+                return Ok(());
+            }
         };
         let quit = parsed == Ok(Command::Quit);
-        let answer = match parsed {
-            Ok(command) => match execute(command, backend).await {
+        // The command's future is boxed only while it runs, so the task of each idle
+        // connection stays the size of the reading state, not of the largest command.
+        let reply = match parsed {
+            Ok(command) => match Box::pin(execute(command, backend, &mut authorized)).await {
                 Ok(value) => protocol::ok_line(value),
                 Err(e) => protocol::err_line(&e),
             },
             Err(e) => protocol::err_line(&e),
         };
-        write.write_all(answer.as_bytes()).await?;
+        answer(&mut write, &reply, limits.idle_timeout).await?;
         if quit {
             return Ok(());
         }
     }
-    Ok(())
 }
 
 fn internal(e: actix::MailboxError) -> AdminError {
@@ -188,11 +293,37 @@ fn not_found(hash: &Hash) -> AdminError {
     AdminError::not_found(format!("no transaction {hash} is known here"))
 }
 
-async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminError> {
+/// Carries out one command for a connection; `authorized` is whether it may use the signing
+/// commands (set by a successful `AUTH`).
+async fn execute(
+    command: Command,
+    backend: &Backend,
+    authorized: &mut bool,
+) -> Result<Value, AdminError> {
+    let signing = matches!(
+        command,
+        Command::Send { .. }
+            | Command::Create { .. }
+            | Command::Stake { .. }
+            | Command::Unstake { .. }
+    );
+    if signing && !*authorized {
+        return Err(AdminError::unauthorized(
+            "this command needs AUTH <token> first on this connection",
+        ));
+    }
     match command {
         Command::Help => Ok(protocol::help_json()),
         Command::Ping => Ok(protocol::pong_json()),
         Command::Quit => Ok(protocol::bye_json()),
+        Command::Auth { token } => match &backend.token {
+            None => Ok(protocol::auth_json()),
+            Some(expected) if expected.matches(&token) => {
+                *authorized = true;
+                Ok(protocol::auth_json())
+            }
+            Some(_) => Err(AdminError::unauthorized("wrong token")),
+        },
         Command::Status => status(backend).await,
         Command::Balance { address } => {
             let view = backend
@@ -293,8 +424,8 @@ async fn execute(command: Command, backend: &Backend) -> Result<Value, AdminErro
     }
 }
 
-/// Signs a transaction of `kind` from `from` with a key the node holds, choosing the next
-/// nonce inside the mempool so concurrent requests never reuse one.
+/// Signs a transaction of `kind` from `from` with a key listed in the node's `wallets`,
+/// choosing the next nonce inside the mempool so concurrent requests never reuse one.
 async fn sign(backend: &Backend, from: Address, kind: TxKind) -> Result<Value, AdminError> {
     let key = backend
         .wallets
@@ -372,4 +503,22 @@ async fn block(backend: &Backend, at: BlockRef) -> Result<Value, AdminError> {
         .map_err(internal)?;
     let root = root.ok_or_else(missing)?;
     Ok(protocol::block_json(&block, &root, certificate.votes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_leaves_room_for_the_rest_of_the_node() {
+        // `ulimit -n 1024` with three peers: 1024 - 256 - 12.
+        assert_eq!(connection_cap(Some(1024), 3), 756);
+        assert_eq!(connection_cap(Some(20_000), 3), 19_732.min(MAX_CONNECTIONS));
+        assert_eq!(connection_cap(Some(5_300), 0), 5_044);
+        // Never below the floor, never above the ceiling.
+        assert_eq!(connection_cap(Some(100), 3), MIN_CONNECTIONS);
+        assert_eq!(connection_cap(Some(0), usize::MAX), MIN_CONNECTIONS);
+        assert_eq!(connection_cap(None, 3), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(u64::MAX), 0), MAX_CONNECTIONS);
+    }
 }

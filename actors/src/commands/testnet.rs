@@ -75,7 +75,11 @@ pub fn run(validators: u16, out: &Path, base_port: u16, accounts: &[String]) -> 
             admin: Some(format!("127.0.0.1:{}", port(100 + i))),
             metrics: Some(format!("127.0.0.1:{}", port(200 + i))),
             data_dir: format!("data/{name}"),
+            // The shared accounts only: the validator key signs admin requests only if an
+            // operator lists it here on purpose.
             wallets: wallets.clone(),
+            admin_idle_timeout_s: None,
+            admin_token_file: None,
             peers,
         };
         files::write_new(&out.join(format!("{name}.toml")), &config.to_toml())?;

@@ -33,11 +33,13 @@ use almagill::genesis::Genesis;
 use almagill::ledger::Ledger;
 use almagill::mempool::{Limits, Pool};
 use anyhow::{Context as _, Result};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::files;
+use crate::admin::auth::AdminToken;
+use crate::admin::server::{connection_cap, Limits as AdminLimits};
 use crate::metrics::{self, Metrics};
 use crate::store::{ChainStore, VoteStore};
+use crate::{file_limit, files};
 
 use self::block_store::BlockStore;
 use self::consensus::{ConsensusEngine, EngineRoutes};
@@ -54,8 +56,11 @@ pub struct Loaded {
     pub genesis: Genesis,
     /// The validator key.
     pub key: Keypair,
-    /// Keys the admin port may sign with, by address (the node's own included).
+    /// Keys the admin port may sign with, by address: the config's `wallets` only, so the
+    /// validator key signs admin requests only if the operator lists it there.
     pub wallets: HashMap<Address, Keypair>,
+    /// The token the admin port's signing commands need (`admin_token_file`), if any.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Loads and checks the configuration, genesis and keys named by `config_path`.
@@ -66,16 +71,21 @@ pub fn load(config_path: &Path) -> Result<Loaded> {
     let genesis = files::load_genesis(&config.genesis)?;
     let key = files::load_key(&config.key_file)?;
     let mut wallets = HashMap::new();
-    wallets.insert(key.address(), key.clone());
     for path in &config.wallets {
         let wallet = files::load_key(path)?;
         wallets.insert(wallet.address(), wallet);
     }
+    let admin_token = config
+        .admin_token_file
+        .as_deref()
+        .map(files::load_admin_token)
+        .transpose()?;
     Ok(Loaded {
         config,
         genesis,
         key,
         wallets,
+        admin_token,
     })
 }
 
@@ -88,7 +98,17 @@ pub fn run(loaded: Loaded) -> Result<()> {
         genesis,
         key,
         wallets,
+        admin_token,
     } = loaded;
+    let file_limit = file_limit::raise_to_hard();
+    if let Some(e) = file_limit.raise_failed {
+        warn!(target: "node", "cannot raise the open-file limit to its hard limit: {e}");
+    }
+    let admin_limits = AdminLimits {
+        max_connections: connection_cap(file_limit.soft, config.peers.len()),
+        idle_timeout: config.admin_idle_timeout,
+    };
+    info!(target: "node", open_files = ?file_limit.soft, admin_connections = admin_limits.max_connections, "open-file limit");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let chain = ChainStore::open(&config.data_dir, genesis.hash())
@@ -232,12 +252,14 @@ pub fn run(loaded: Loaded) -> Result<()> {
                 address: key.address(),
                 genesis: Arc::new(genesis),
                 wallets: Arc::new(wallets),
+                token: admin_token,
                 engine,
                 state,
                 mempool,
                 network,
                 store,
             },
+            admin_limits,
         );
         info!(target: "node", node = %config.name, listen = %config.listen, admin = %config.admin, "started");
         actix_rt::spawn(async {
