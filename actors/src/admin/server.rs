@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
+use actix::Recipient;
 use almagill::crypto::{Address, Hash, Keypair};
 use almagill::genesis::Genesis;
 use almagill::tx::TxKind;
@@ -25,16 +25,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin::auth::AdminToken;
 use crate::admin::lines::{self, LineReader, Next};
-use crate::admin::protocol::{self, AdminError, BlockRef, Command, PeerView, StatusView, TxStatus};
-use crate::node::block_store::BlockStore;
-use crate::node::consensus::ConsensusEngine;
-use crate::node::mempool::Mempool;
+use crate::admin::protocol::{self, AdminError, BlockRef, Command, StatusView, TxStatus};
 use crate::node::messages::{
     GetBlocks, ReadConsensus, ReadMempool, ReadPeers, ReadState, ReadTx, SignAndSubmit, Submit,
-    TxOutcome,
 };
-use crate::node::network::Network;
-use crate::node::state::StateActor;
 
 /// How often `WAIT` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(25);
@@ -103,16 +97,30 @@ pub struct Backend {
     pub token: Option<AdminToken>,
     /// The node's own address.
     pub address: Address,
-    /// Consensus status.
-    pub engine: Addr<ConsensusEngine>,
-    /// Committed state.
-    pub state: Addr<StateActor>,
-    /// Pending transactions.
-    pub mempool: Addr<Mempool>,
-    /// Peers.
-    pub network: Addr<Network>,
-    /// Stored blocks.
-    pub store: Addr<BlockStore>,
+    /// Where questions and requests go.
+    pub routes: Routes,
+}
+
+/// Where the admin port's questions and requests go, one recipient per message, so the
+/// server names messages, never actors.
+#[derive(Clone)]
+pub struct Routes {
+    /// Consensus status (the ConsensusEngine).
+    pub consensus: Recipient<ReadConsensus>,
+    /// Committed state (the StateActor).
+    pub state: Recipient<ReadState>,
+    /// Transaction outcomes and state roots (the StateActor).
+    pub txs: Recipient<ReadTx>,
+    /// The mempool's contents (the Mempool).
+    pub mempool: Recipient<ReadMempool>,
+    /// Signed transactions to admit (the Mempool).
+    pub submit: Recipient<Submit>,
+    /// Transactions for the node to sign and admit (the Mempool).
+    pub sign: Recipient<SignAndSubmit>,
+    /// The peers (the Network).
+    pub peers: Recipient<ReadPeers>,
+    /// Stored blocks (the BlockStore).
+    pub blocks: Recipient<GetBlocks>,
 }
 
 /// Serves the admin port on `listener` until the node stops.
@@ -267,6 +275,7 @@ fn unknown_account(address: &Address) -> AdminError {
 /// other order could miss one that commits between the two questions.)
 async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, AdminError> {
     let pending = backend
+        .routes
         .mempool
         .send(ReadMempool { tx: Some(hash) })
         .await
@@ -276,17 +285,15 @@ async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, Ad
         return Ok(Some(TxStatus::Pending));
     }
     let (outcome, _) = backend
-        .state
+        .routes
+        .txs
         .send(ReadTx {
             tx: Some(hash),
             root_at: None,
         })
         .await
         .map_err(internal)?;
-    Ok(outcome.map(|outcome| match outcome {
-        TxOutcome::Committed(height) => TxStatus::Committed { height },
-        TxOutcome::Failed(height, reason) => TxStatus::Failed { height, reason },
-    }))
+    Ok(outcome.map(TxStatus::Done))
 }
 
 fn not_found(hash: &Hash) -> AdminError {
@@ -327,6 +334,7 @@ async fn execute(
         Command::Status => status(backend).await,
         Command::Balance { address } => {
             let view = backend
+                .routes
                 .state
                 .send(ReadState(Some(address)))
                 .await
@@ -336,7 +344,8 @@ async fn execute(
         }
         Command::Submit { tx } => {
             let hash = backend
-                .mempool
+                .routes
+                .submit
                 .send(Submit(tx))
                 .await
                 .map_err(internal)?
@@ -389,6 +398,7 @@ async fn execute(
         Command::Block { at } => block(backend, at).await,
         Command::Validators => {
             let view = backend
+                .routes
                 .state
                 .send(ReadState(None))
                 .await
@@ -399,19 +409,17 @@ async fn execute(
             Ok(protocol::validators_json(&set))
         }
         Command::Peers => {
-            let peers = backend.network.send(ReadPeers).await.map_err(internal)?;
-            let views: Vec<PeerView> = peers
-                .into_iter()
-                .map(|p| PeerView {
-                    address: p.address,
-                    endpoint: p.endpoint,
-                    connected: p.connected,
-                })
-                .collect();
-            Ok(protocol::peers_json(&views))
+            let peers = backend
+                .routes
+                .peers
+                .send(ReadPeers)
+                .await
+                .map_err(internal)?;
+            Ok(protocol::peers_json(&peers))
         }
         Command::Supply => {
             let view = backend
+                .routes
                 .state
                 .send(ReadState(None))
                 .await
@@ -433,7 +441,8 @@ async fn sign(backend: &Backend, from: Address, kind: TxKind) -> Result<Value, A
         .cloned()
         .ok_or_else(|| AdminError::no_key(format!("this node holds no key for {from}")))?;
     let hash = backend
-        .mempool
+        .routes
+        .sign
         .send(SignAndSubmit { key, kind })
         .await
         .map_err(internal)?
@@ -442,14 +451,26 @@ async fn sign(backend: &Backend, from: Address, kind: TxKind) -> Result<Value, A
 }
 
 async fn status(backend: &Backend) -> Result<Value, AdminError> {
-    let consensus = backend.engine.send(ReadConsensus).await.map_err(internal)?;
-    let peers = backend.network.send(ReadPeers).await.map_err(internal)?;
+    let consensus = backend
+        .routes
+        .consensus
+        .send(ReadConsensus)
+        .await
+        .map_err(internal)?;
+    let peers = backend
+        .routes
+        .peers
+        .send(ReadPeers)
+        .await
+        .map_err(internal)?;
     let mempool = backend
+        .routes
         .mempool
         .send(ReadMempool { tx: None })
         .await
         .map_err(internal)?;
     let state = backend
+        .routes
         .state
         .send(ReadState(None))
         .await
@@ -471,6 +492,7 @@ async fn status(backend: &Backend) -> Result<Value, AdminError> {
 
 async fn block(backend: &Backend, at: BlockRef) -> Result<Value, AdminError> {
     let executed = backend
+        .routes
         .state
         .send(ReadState(None))
         .await
@@ -485,7 +507,8 @@ async fn block(backend: &Backend, at: BlockRef) -> Result<Value, AdminError> {
         return Err(missing());
     }
     let blocks = backend
-        .store
+        .routes
+        .blocks
         .send(GetBlocks {
             from: height,
             to: height,
@@ -494,7 +517,8 @@ async fn block(backend: &Backend, at: BlockRef) -> Result<Value, AdminError> {
         .map_err(internal)?;
     let (block, certificate) = blocks.into_iter().next().ok_or_else(missing)?;
     let (_, root) = backend
-        .state
+        .routes
+        .txs
         .send(ReadTx {
             tx: None,
             root_at: Some(height),
