@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{read_until_closed, Net, Rng, DEADLINE};
+use crate::harness::{read_until_closed, rng, Net, DEADLINE};
 use crate::peer_client::{connect, dial_with_proof};
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
@@ -28,7 +28,7 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(20);
 fn bad_input_is_refused_and_consensus_goes_on() {
     let net = Net::launch(4);
     net.wait_height(&ALL, 2);
-    let mut rng = Rng::new();
+    let mut rng = rng();
     let peer_port = net.ports.peer(0);
 
     // --- the peer port ---

@@ -20,6 +20,7 @@ use almagill::crypto::{Address, Keypair};
 use almagill::encoding;
 use almagill::genesis::Genesis;
 use almagill::tx::{TxBody, TxKind};
+use almagill_testkit::Rng;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -44,46 +45,20 @@ const LOG_TAIL: usize = 20;
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------
-// Randomness without a crate
+// Randomness
 // ---------------------------------------------------------------------------------------
 
-/// A small splitmix64 generator seeded from the clock, the process id and a counter, so
+/// The test kit's generator, seeded from the clock, the process id and a counter, so
 /// parallel tests and parallel test processes draw different numbers.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A fresh generator.
-    pub fn new() -> Rng {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut rng = Rng(nanos
-            ^ (u64::from(std::process::id()) << 32)
-            ^ count.wrapping_mul(0xA076_1D64_78BD_642F));
-        rng.next_u64();
-        rng
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// `n` random bytes.
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
+pub fn rng() -> Rng {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Rng::new(
+        nanos ^ (u64::from(std::process::id()) << 32) ^ count.wrapping_mul(0xA076_1D64_78BD_642F),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -118,7 +93,7 @@ impl Ports {
     /// ports fall in the ephemeral range are avoided while others can be found.
     pub fn reserve(n: usize) -> Ports {
         let ephemeral = ephemeral_range();
-        let mut rng = Rng::new();
+        let mut rng = rng();
         let span = 40_000 - 200 - n as u64;
         for attempt in 0..20_000 {
             let base = 20_000 + rng.below(span) as u16;
