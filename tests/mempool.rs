@@ -779,3 +779,52 @@ fn a_flood_from_many_senders_leaves_room_for_a_quiet_one() {
     assert!(results.iter().all(|r| r.is_ok()));
     assert_eq!(pool.len(), 0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// However a full pool is filled, a sender with nothing pending gets a transaction in
+    /// whenever some other sender holds at least two that are not in flight (the largest
+    /// gives up its highest nonce), and the pool stays within its bounds.
+    ///
+    /// Mutation caught: a full pool that never pushes anything out (refusing newcomers, as
+    /// the old per-sender ceiling did once full).
+    #[test]
+    fn no_sender_can_starve_another(
+        fills in vec((0u8..3, 1usize..8), 1..10),
+        in_flight in 0usize..4,
+    ) {
+        let ledger = Ledger::from_genesis(&common::genesis(&[
+            (1, 1_000_000, MIN_STAKE),
+            (2, 1_000_000, 0),
+            (3, 1_000_000, 0),
+            (4, 1_000_000, 0),
+        ]));
+        let limits = Limits { max_txs: 12, ..Limits::default() };
+        let mut pool = Pool::new(limits);
+        let mut next = [0u64; 3];
+        for (sender, count) in fills {
+            for _ in 0..count {
+                let seed = sender + 1;
+                let nonce = next[usize::from(sender)];
+                if admit(&mut pool, transfer(seed, nonce, 4, 1), &ledger).is_ok() {
+                    next[usize::from(sender)] += 1;
+                }
+            }
+        }
+        let flying = pool.propose(in_flight, &HashSet::new());
+        prop_assert!(pool.len() <= limits.max_txs);
+        let flying_of = |seed: u8| flying.iter().filter(|t| t.body.from == address(seed)).count();
+        let could_give = (1u8..=3).any(|s| pool.pending_count(&address(s)) - flying_of(s) >= 2);
+        let full = pool.len() == limits.max_txs;
+        let quiet = admit(&mut pool, transfer(4, 0, 1, 1), &ledger);
+        if !full || could_give {
+            prop_assert!(quiet.is_ok(), "{:?}", quiet);
+        }
+        prop_assert!(pool.len() <= limits.max_txs);
+        for tx in flying {
+            prop_assert!(pool.contains(&tx.hash()), "a transaction in flight was pushed out");
+        }
+        assert_applies(&ledger, &everything(&pool));
+    }
+}
