@@ -51,6 +51,32 @@ pub enum Command {
         )]
         accounts: Vec<String>,
     },
+    /// Measure committed transfers per second and their latency on a local network in a
+    /// temporary directory: pre-signed transfers offered open-loop to every node's admin
+    /// port, commit time read from node 0's blocks.
+    Bench {
+        /// How many validators.
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
+        validators: u16,
+        /// Transfers offered per second, over all nodes.
+        #[arg(long, value_name = "TX_PER_S", default_value_t = 2000)]
+        rate: u64,
+        /// Seconds measured, after the warm-up.
+        #[arg(long, value_name = "S", default_value_t = 20)]
+        duration: u64,
+        /// Seconds of load before measuring.
+        #[arg(long, value_name = "S", default_value_t = 3)]
+        warmup: u64,
+        /// Funded accounts sending transfers (at least 2).
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        accounts: u16,
+        /// The network's base port (peers base+i, admin base+100+i, metrics base+200+i).
+        #[arg(long, value_name = "PORT", default_value_t = 27000)]
+        base_port: u16,
+        /// Write per-second figures (offered, committed, p50, p99) to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
     /// Make an ed25519 key and print its address.
     Keygen {
         /// Write the key here (mode 0600); it must not exist yet.

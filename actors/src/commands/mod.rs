@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bench;
 mod keygen;
 mod localnet;
 mod testnet;
@@ -40,5 +41,22 @@ pub fn run(command: Command) -> Result<()> {
             crate::node::run(loaded)
         }
         Command::Localnet { dir } => localnet::run(&dir),
+        Command::Bench {
+            validators,
+            rate,
+            duration,
+            warmup,
+            accounts,
+            base_port,
+            csv,
+        } => bench::run(&bench::Plan {
+            validators,
+            rate,
+            duration,
+            warmup,
+            accounts,
+            base_port,
+            csv,
+        }),
     }
 }

@@ -1,0 +1,449 @@
+//! `almagill bench`: the one command behind the throughput and latency figures. It writes a
+//! local network into a temporary directory, starts its nodes, pre-signs transfers between
+//! funded accounts, drives every node's admin port open-loop at the offered rate, and
+//! reports what committed and how long each transaction took, measured from outside as a
+//! client sees it: from the moment its `SUBMIT` line is written to the moment node 0's
+//! `BLOCK` first lists it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use almagill::crypto::{Hash, Keypair};
+use almagill::encoding;
+use almagill::tx::{TxBody, TxKind};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::files;
+
+/// What a run is asked to do.
+pub struct Plan {
+    /// Validators in the network.
+    pub validators: u16,
+    /// Transfers offered per second, over all nodes.
+    pub rate: u64,
+    /// Seconds measured, after the warm-up.
+    pub duration: u64,
+    /// Seconds of load before measuring starts.
+    pub warmup: u64,
+    /// Funded accounts sending the transfers.
+    pub accounts: u16,
+    /// The network's base port.
+    pub base_port: u16,
+    /// Where to write the per-second CSV, if anywhere.
+    pub csv: Option<PathBuf>,
+}
+
+/// How long a node may take to start committing.
+const START_WITHIN: Duration = Duration::from_secs(60);
+/// How long after the last offered transfer commits may still be seen.
+const DRAIN: Duration = Duration::from_secs(10);
+/// How often the watcher asks node 0 for its height.
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+/// Runs the benchmark and prints its summary.
+pub fn run(plan: &Plan) -> Result<()> {
+    if plan.rate == 0 || plan.duration == 0 || plan.accounts < 2 {
+        bail!("--rate and --duration must be above zero, and --accounts at least 2");
+    }
+    let dir = std::env::temp_dir().join(format!("almagill-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names: Vec<String> = (0..plan.accounts).map(|i| format!("bench{i}")).collect();
+    super::testnet::run(plan.validators, &dir, plan.base_port, &names)?;
+    let mut nodes = Nodes::start(&dir, plan.validators)?;
+    let result = measure(plan, &dir, &names, &nodes);
+    nodes.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The network's node processes.
+struct Nodes {
+    children: Vec<Child>,
+    admin: Vec<SocketAddr>,
+}
+
+impl Nodes {
+    fn start(dir: &Path, validators: u16) -> Result<Nodes> {
+        let exe = std::env::current_exe().context("cannot find the almagill binary")?;
+        let mut nodes = Nodes {
+            children: Vec::new(),
+            admin: Vec::new(),
+        };
+        for i in 0..validators {
+            let config = dir.join(format!("node{i}.toml"));
+            let loaded = crate::node::load(&config)?;
+            nodes.admin.push(loaded.config.admin);
+            let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
+            let child = Command::new(&exe)
+                .arg("run")
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("cannot start node{i}"))?;
+            nodes.children.push(child);
+        }
+        Ok(nodes)
+    }
+
+    fn stop(&mut self) {
+        for child in &mut self.children {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(child),
+                rustix::process::Signal::TERM,
+            );
+        }
+        for child in &mut self.children {
+            let _ = child.wait();
+        }
+    }
+
+    /// CPU seconds each node has used so far.
+    fn cpu_seconds(&self) -> Vec<f64> {
+        self.children
+            .iter()
+            .map(|c| process_cpu_seconds(&format!("/proc/{}/stat", c.id())))
+            .collect()
+    }
+
+    /// Resident memory of each node, in MB.
+    fn rss_mb(&self) -> Vec<f64> {
+        self.children
+            .iter()
+            .map(|c| {
+                std::fs::read_to_string(format!("/proc/{}/status", c.id()))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("VmRSS:"))
+                            .and_then(|v| v.split_whitespace().next())
+                            .and_then(|v| v.parse::<f64>().ok())
+                    })
+                    .map_or(0.0, |kib| kib / 1024.0)
+            })
+            .collect()
+    }
+}
+
+/// User plus system CPU seconds of a process, from its `/proc/<pid>/stat`.
+fn process_cpu_seconds(stat_path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; here 11 and 12 (0-based, after ')').
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One line-based admin connection.
+struct Admin {
+    reader: BufReader<TcpStream>,
+}
+
+impl Admin {
+    fn connect(address: SocketAddr) -> Result<Admin> {
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Admin {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn request(&mut self, line: &str) -> Result<Value> {
+        self.reader
+            .get_mut()
+            .write_all(format!("{line}\n").as_bytes())?;
+        let mut answer = String::new();
+        self.reader.read_line(&mut answer)?;
+        let json = answer
+            .strip_prefix("OK ")
+            .ok_or_else(|| anyhow!("`{line}`: {}", answer.trim_end()))?;
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+/// The hashes of the transfers, in sending order, with when each was sent.
+type Sent = Arc<Mutex<Vec<(Hash, Option<Instant>)>>>;
+
+fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &Nodes) -> Result<()> {
+    let genesis = files::load_genesis(&dir.join("genesis.toml"))?;
+    let keys: Vec<Keypair> = names
+        .iter()
+        .map(|n| files::load_key(&dir.join(format!("keys/{n}.key"))))
+        .collect::<Result<_>>()?;
+    let to = keys[0].address();
+    let started = Instant::now();
+    let height = || -> Option<u64> {
+        Admin::connect(nodes.admin[0])
+            .ok()?
+            .request("STATUS")
+            .ok()?["height"]
+            .as_u64()
+    };
+    while height().unwrap_or(0) < 2 {
+        if started.elapsed() > START_WITHIN {
+            bail!(
+                "the network did not start committing within {START_WITHIN:?}; see the logs in {}",
+                dir.display()
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // Pre-sign everything: account i's nonces go to node i mod n, in order.
+    let total = plan.rate * (plan.warmup + plan.duration);
+    let n = nodes.admin.len();
+    let mut per_node: Vec<Vec<(Hash, String)>> = vec![Vec::new(); n];
+    let mut nonces = vec![0u64; keys.len()];
+    for k in 0..total as usize {
+        let i = k % keys.len();
+        let key = &keys[i];
+        let tx = TxBody {
+            from: key.address(),
+            nonce: nonces[i],
+            kind: TxKind::Transfer {
+                to: if i == 0 { keys[1].address() } else { to },
+                amount: 1,
+            },
+        }
+        .sign(key, &genesis.chain_id);
+        nonces[i] += 1;
+        per_node[i % n].push((
+            tx.hash(),
+            format!("SUBMIT {}\n", hex::encode(encoding::encode(&tx))),
+        ));
+    }
+    println!(
+        "bench: {} validators, {total} transfers pre-signed from {} accounts; offering {} tx/s \
+         for {} s after {} s of warm-up",
+        plan.validators,
+        keys.len(),
+        plan.rate,
+        plan.duration,
+        plan.warmup
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let watcher = {
+        let (stop, committed, address) = (stop.clone(), committed.clone(), nodes.admin[0]);
+        thread::spawn(move || watch(address, &stop, &committed))
+    };
+    let client_cpu = process_cpu_seconds("/proc/self/stat");
+    let cpu_before = nodes.cpu_seconds();
+    let t0 = Instant::now() + Duration::from_millis(100);
+    let mut senders = Vec::new();
+    let mut sent_lists = Vec::new();
+    for (node, lines) in per_node.into_iter().enumerate() {
+        let sent: Sent = Arc::new(Mutex::new(lines.iter().map(|(h, _)| (*h, None)).collect()));
+        sent_lists.push(sent.clone());
+        let address = nodes.admin[node];
+        let rate = plan.rate as f64 / n as f64;
+        senders.push(thread::spawn(move || {
+            drive(address, lines, rate, t0, &sent)
+        }));
+    }
+    let mut refused = 0;
+    for sender in senders {
+        refused += sender
+            .join()
+            .map_err(|_| anyhow!("a client thread failed"))??;
+    }
+    let load_end = Instant::now();
+    let cpu_after = nodes.cpu_seconds();
+    let client_cpu = process_cpu_seconds("/proc/self/stat") - client_cpu;
+    // Let what was sent commit.
+    let all: Vec<(Hash, Option<Instant>)> = sent_lists
+        .iter()
+        .flat_map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        .collect();
+    let drain_until = Instant::now() + DRAIN;
+    while Instant::now() < drain_until {
+        let seen = committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        if seen + refused >= all.len() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let committed = committed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+
+    let window_start = t0 + Duration::from_secs(plan.warmup);
+    let mut latencies_ms: Vec<f64> = Vec::new();
+    let mut per_second: Vec<(u64, u64, Vec<f64>)> = Vec::new();
+    for (hash, sent_at) in &all {
+        let Some(sent_at) = sent_at else { continue };
+        if *sent_at < window_start {
+            continue;
+        }
+        let second = (*sent_at - window_start).as_secs();
+        let slot = second as usize;
+        if per_second.len() <= slot {
+            per_second.resize(slot + 1, (0, 0, Vec::new()));
+        }
+        per_second[slot].0 = second;
+        per_second[slot].1 += 1;
+        if let Some(at) = committed.get(hash) {
+            let ms = (*at - *sent_at).as_secs_f64() * 1000.0;
+            latencies_ms.push(ms);
+            per_second[slot].2.push(ms);
+        }
+    }
+    let window = (load_end - window_start).as_secs_f64().max(1e-3);
+    let done = latencies_ms.len();
+    latencies_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64, v: &[f64]| -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    let cpu: Vec<String> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(b, a)| format!("{:.2}", (a - b) / (done.max(1) as f64 / 1000.0)))
+        .collect();
+    let rss: Vec<String> = nodes.rss_mb().iter().map(|m| format!("{m:.0}")).collect();
+    println!(
+        "bench: committed {:.0} tx/s ({done} of those offered in the {window:.1} s window; {refused} refused)",
+        done as f64 / window
+    );
+    println!(
+        "bench: latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(0.5, &latencies_ms),
+        pct(0.9, &latencies_ms),
+        pct(0.99, &latencies_ms),
+        latencies_ms.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "bench: CPU seconds per 1,000 committed transfers, per node: {}; RSS MB per node: {}; \
+         the bench client used {client_cpu:.1} CPU s",
+        cpu.join(" "),
+        rss.join(" ")
+    );
+    if let Some(path) = &plan.csv {
+        let mut csv = String::from("second,offered,committed,p50_ms,p99_ms\n");
+        for (second, offered, mut lat) in per_second {
+            lat.sort_by(f64::total_cmp);
+            csv.push_str(&format!(
+                "{second},{offered},{},{:.1},{:.1}\n",
+                lat.len(),
+                pct(0.5, &lat),
+                pct(0.99, &lat)
+            ));
+        }
+        std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("bench: per-second figures in {}", path.display());
+    }
+    Ok(())
+}
+
+/// Sends `lines` to one node open-loop at `rate` a second from `t0`, recording when each
+/// went out; a reader takes the answers. Returns how many were refused.
+fn drive(
+    address: SocketAddr,
+    lines: Vec<(Hash, String)>,
+    rate: f64,
+    t0: Instant,
+    sent: &Sent,
+) -> Result<usize> {
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut writer = stream.try_clone()?;
+    let expected = lines.len();
+    let reader = thread::spawn(move || {
+        let mut refused = 0;
+        let mut reader = BufReader::new(stream);
+        let mut answer = String::new();
+        for _ in 0..expected {
+            answer.clear();
+            if reader.read_line(&mut answer).unwrap_or(0) == 0 {
+                break;
+            }
+            refused += usize::from(answer.starts_with("ERR"));
+        }
+        refused
+    });
+    let mut batch = String::new();
+    let mut k = 0;
+    while k < lines.len() {
+        let now = Instant::now();
+        // Everything due by now goes out in one write.
+        let due = ((now.saturating_duration_since(t0)).as_secs_f64() * rate) as usize;
+        let upto = due.min(lines.len());
+        if upto <= k {
+            thread::sleep(Duration::from_micros(500));
+            continue;
+        }
+        batch.clear();
+        for (_, line) in &lines[k..upto] {
+            batch.push_str(line);
+        }
+        writer.write_all(batch.as_bytes())?;
+        let at = Instant::now();
+        let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+        for entry in &mut sent[k..upto] {
+            entry.1 = Some(at);
+        }
+        k = upto;
+    }
+    reader.join().map_err(|_| anyhow!("a reader thread failed"))
+}
+
+/// Follows node 0's height and records when each transaction first appears in a block.
+fn watch(address: SocketAddr, stop: &AtomicBool, committed: &Mutex<HashMap<Hash, Instant>>) {
+    let Ok(mut admin) = Admin::connect(address) else {
+        return;
+    };
+    let mut seen = admin
+        .request("STATUS")
+        .ok()
+        .and_then(|s| s["height"].as_u64())
+        .unwrap_or(0);
+    while !stop.load(Ordering::Relaxed) {
+        let height = admin
+            .request("STATUS")
+            .ok()
+            .and_then(|s| s["height"].as_u64())
+            .unwrap_or(seen);
+        for h in seen + 1..=height {
+            let Ok(block) = admin.request(&format!("BLOCK {h}")) else {
+                continue;
+            };
+            let at = Instant::now();
+            let mut map = committed.lock().unwrap_or_else(PoisonError::into_inner);
+            for tx in block["txs"].as_array().into_iter().flatten() {
+                if let Some(hash) = tx.as_str().and_then(|t| Hash::from_hex(t).ok()) {
+                    map.entry(hash).or_insert(at);
+                }
+            }
+        }
+        seen = height;
+        thread::sleep(WATCH_EVERY);
+    }
+}
