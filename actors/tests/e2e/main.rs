@@ -16,6 +16,7 @@
 //! ```
 //!
 //! - `agreement`: four validators agree, and every admin command answers per the spec.
+//! - `bench`: a short `almagill bench` run reports committed transfers and latency.
 //! - `catch_up`: a node emptied during a load of 40,000 transfers rejoins and reaches the
 //!   head while the others keep taking transactions.
 //! - `clients`: a burst from one account, nonces to any node in any order, more right after
@@ -40,6 +41,7 @@ mod peer_client;
 mod accounts;
 mod admin_surface;
 mod agreement;
+mod bench;
 mod catch_up;
 mod clients;
 mod crashes;
