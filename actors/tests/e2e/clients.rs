@@ -19,6 +19,8 @@ fn a_burst_from_one_account_is_admitted_and_commits() {
     let hashes = pipeline(&net, 0, &signed);
     let admitted = start.elapsed();
     wait_committed(&net, 0, &hashes[hashes.len() - 1]);
+    // Node 2 may not have heard of them by gossip: it knows them once it has the blocks.
+    net.wait_height(&[2], net.height(0));
     for hash in &hashes {
         wait_committed(&net, 2, hash);
     }
@@ -36,18 +38,26 @@ fn nonces_sent_to_any_node_in_any_order_all_commit() {
     let net = Net::launch(4);
     net.wait_height(&ALL, 2);
     let round_robin = signed_transfers(&net, "alice", "bob", 0..20);
-    let mut hashes = Vec::new();
+    // (node it was sent to, hash): WAIT asks that node, which surely knows it.
+    let mut sent = Vec::new();
     for (nonce, hex) in round_robin.iter().enumerate() {
         let reply = net.ok(nonce % 4, &format!("SUBMIT {hex}"));
-        hashes.push(str_field(&reply, "tx").to_string());
+        sent.push((nonce % 4, str_field(&reply, "tx").to_string()));
     }
     let reverse = signed_transfers(&net, "bob", "alice", (0..20).rev());
     for hex in &reverse {
         let reply = net.ok(1, &format!("SUBMIT {hex}"));
-        hashes.push(str_field(&reply, "tx").to_string());
+        sent.push((1, str_field(&reply, "tx").to_string()));
     }
-    for hash in &hashes {
-        wait_committed(&net, 3, hash);
+    for (node, hash) in &sent {
+        wait_committed(&net, *node, hash);
+    }
+    // And every node holds them all, committed.
+    net.wait_height(&ALL, net.height(0));
+    for (_, hash) in &sent {
+        for i in ALL {
+            wait_committed(&net, i, hash);
+        }
     }
     eprintln!("nonces: 20 round-robin over four nodes and 20 in reverse to one: all committed");
 }
