@@ -51,9 +51,11 @@ pub enum Command {
         )]
         accounts: Vec<String>,
     },
-    /// Measure committed transfers per second and their latency on a local network in a
-    /// temporary directory: pre-signed transfers offered open-loop to every node's admin
-    /// port, commit time read from node 0's blocks.
+    /// Measure committed transfers per second and their latency on a local network.
+    ///
+    /// The network is written into a temporary directory and started; pre-signed transfers
+    /// are offered open-loop to every node's admin port, and a transfer's commit time is
+    /// when node 0's BLOCK first lists it.
     Bench {
         /// How many validators.
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
