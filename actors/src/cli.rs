@@ -78,6 +78,9 @@ pub enum Command {
         /// Write per-second figures (offered, committed, p50, p99) to this CSV file.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Kill the last validator when measuring begins (the others take all the load).
+        #[arg(long)]
+        kill_one: bool,
     },
     /// Make an ed25519 key and print its address.
     Keygen {

@@ -39,6 +39,8 @@ pub struct Plan {
     pub base_port: u16,
     /// Where to write the per-second CSV, if anywhere.
     pub csv: Option<PathBuf>,
+    /// Kill the last validator (SIGKILL) when measuring starts; no load is sent to it.
+    pub kill_one: bool,
 }
 
 /// How long a node may take to start committing.
@@ -53,12 +55,15 @@ pub fn run(plan: &Plan) -> Result<()> {
     if plan.rate == 0 || plan.duration == 0 || plan.accounts < 2 {
         bail!("--rate and --duration must be above zero, and --accounts at least 2");
     }
+    if plan.kill_one && plan.validators < 4 {
+        bail!("--kill-one needs at least 4 validators, so that the others keep a quorum");
+    }
     let dir = std::env::temp_dir().join(format!("almagill-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let names: Vec<String> = (0..plan.accounts).map(|i| format!("bench{i}")).collect();
     super::testnet::run(plan.validators, &dir, plan.base_port, &names)?;
     let mut nodes = Nodes::start(&dir, plan.validators)?;
-    let result = measure(plan, &dir, &names, &nodes);
+    let result = measure(plan, &dir, &names, &mut nodes);
     nodes.stop();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -104,6 +109,14 @@ impl Nodes {
             );
         }
         for child in &mut self.children {
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILLs the last node.
+    fn kill_last(&mut self) {
+        if let Some(child) = self.children.last_mut() {
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
@@ -183,7 +196,7 @@ impl Admin {
 /// The hashes of the transfers, in sending order, with when each was sent.
 type Sent = Arc<Mutex<Vec<(Hash, Option<Instant>)>>>;
 
-fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &Nodes) -> Result<()> {
+fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Result<()> {
     let genesis = files::load_genesis(&dir.join("genesis.toml"))?;
     let keys: Vec<Keypair> = names
         .iter()
@@ -210,7 +223,8 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &Nodes) -> Result<(
 
     // Pre-sign everything: account i's nonces go to node i mod n, in order.
     let total = plan.rate * (plan.warmup + plan.duration);
-    let n = nodes.admin.len();
+    // With --kill-one the last node gets no load: it dies when measuring starts.
+    let n = nodes.admin.len() - usize::from(plan.kill_one);
     let mut per_node: Vec<Vec<(Hash, String)>> = vec![Vec::new(); n];
     let mut nonces = vec![0u64; keys.len()];
     for k in 0..total as usize {
@@ -261,6 +275,15 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &Nodes) -> Result<(
             drive(address, lines, rate, t0, &sent)
         }));
     }
+    let window_start = t0 + Duration::from_secs(plan.warmup);
+    if plan.kill_one {
+        thread::sleep(window_start.saturating_duration_since(Instant::now()));
+        nodes.kill_last();
+        println!(
+            "bench: killed node{} as measuring began",
+            nodes.admin.len() - 1
+        );
+    }
     let mut refused = 0;
     for sender in senders {
         refused += sender
@@ -293,7 +316,6 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &Nodes) -> Result<(
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
 
-    let window_start = t0 + Duration::from_secs(plan.warmup);
     let mut latencies_ms: Vec<f64> = Vec::new();
     let mut per_second: Vec<(u64, u64, Vec<f64>)> = Vec::new();
     for (hash, sent_at) in &all {
@@ -326,7 +348,13 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &Nodes) -> Result<(
     let cpu: Vec<String> = cpu_before
         .iter()
         .zip(&cpu_after)
-        .map(|(b, a)| format!("{:.2}", (a - b) / (done.max(1) as f64 / 1000.0)))
+        .map(|(b, a)| {
+            if a < b {
+                "killed".to_string()
+            } else {
+                format!("{:.2}", (a - b) / (done.max(1) as f64 / 1000.0))
+            }
+        })
         .collect();
     let rss: Vec<String> = nodes.rss_mb().iter().map(|m| format!("{m:.0}")).collect();
     println!(

@@ -49,6 +49,7 @@ pub fn run(command: Command) -> Result<()> {
             accounts,
             base_port,
             csv,
+            kill_one,
         } => bench::run(&bench::Plan {
             validators,
             rate,
@@ -57,6 +58,7 @@ pub fn run(command: Command) -> Result<()> {
             accounts,
             base_port,
             csv,
+            kill_one,
         }),
     }
 }
