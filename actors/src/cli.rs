@@ -81,6 +81,13 @@ pub enum Command {
         /// Kill the last validator when measuring begins (the others take all the load).
         #[arg(long)]
         kill_one: bool,
+        /// Run each of these offered rates in turn, each on a fresh network, instead of
+        /// --rate (e.g. 1000,2000,4000).
+        #[arg(long, value_name = "RATES", value_delimiter = ',')]
+        sweep: Vec<u64>,
+        /// With --sweep, write a plot of latency against throughput to this SVG file.
+        #[arg(long, value_name = "FILE", requires = "sweep")]
+        svg: Option<PathBuf>,
     },
     /// Make an ed25519 key and print its address.
     Keygen {

@@ -21,6 +21,7 @@ use almagill::tx::{TxBody, TxKind};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use super::plot;
 use crate::files;
 
 /// What a run is asked to do.
@@ -41,6 +42,17 @@ pub struct Plan {
     pub csv: Option<PathBuf>,
     /// Kill the last validator (SIGKILL) when measuring starts; no load is sent to it.
     pub kill_one: bool,
+    /// Offered rates to run one after another (each on a fresh network) instead of `rate`.
+    pub sweep: Vec<u64>,
+    /// Where to write the sweep's plot of latency against throughput, if anywhere.
+    pub svg: Option<PathBuf>,
+}
+
+/// What one run measured.
+struct Outcome {
+    committed_per_s: f64,
+    p50: f64,
+    p99: f64,
 }
 
 /// How long a node may take to start committing.
@@ -50,8 +62,52 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How often the watcher asks node 0 for its height.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
 
-/// Runs the benchmark and prints its summary.
+/// Runs the benchmark (or each rate of a sweep) and prints its summary.
 pub fn run(plan: &Plan) -> Result<()> {
+    if plan.sweep.is_empty() {
+        return run_one(plan).map(|_| ());
+    }
+    let mut points = Vec::new();
+    for &rate in &plan.sweep {
+        let one = Plan {
+            rate,
+            csv: None,
+            sweep: Vec::new(),
+            svg: None,
+            ..*plan
+        };
+        let outcome = run_one(&one)?;
+        points.push((rate, outcome));
+    }
+    println!("bench: sweep | offered tx/s | committed tx/s | p50 ms | p99 ms");
+    for (rate, o) in &points {
+        println!(
+            "bench: sweep | {rate} | {:.0} | {:.0} | {:.0}",
+            o.committed_per_s, o.p50, o.p99
+        );
+    }
+    if let Some(path) = &plan.svg {
+        let plotted: Vec<plot::Point> = points
+            .iter()
+            .map(|(_, o)| plot::Point {
+                throughput: o.committed_per_s,
+                p50: o.p50,
+                p99: o.p99,
+            })
+            .collect();
+        let title = format!(
+            "almagill bench --sweep: {} validators, {} s per rate",
+            plan.validators, plan.duration
+        );
+        std::fs::write(path, plot::latency_svg(&title, &plotted))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("bench: plot in {}", path.display());
+    }
+    Ok(())
+}
+
+/// One run at `plan.rate` on a fresh network.
+fn run_one(plan: &Plan) -> Result<Outcome> {
     if plan.rate == 0 || plan.duration == 0 || plan.accounts < 2 {
         bail!("--rate and --duration must be above zero, and --accounts at least 2");
     }
@@ -196,7 +252,7 @@ impl Admin {
 /// The hashes of the transfers, in sending order, with when each was sent.
 type Sent = Arc<Mutex<Vec<(Hash, Option<Instant>)>>>;
 
-fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Result<()> {
+fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Result<Outcome> {
     let genesis = files::load_genesis(&dir.join("genesis.toml"))?;
     let keys: Vec<Keypair> = names
         .iter()
@@ -388,7 +444,11 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
         println!("bench: per-second figures in {}", path.display());
     }
-    Ok(())
+    Ok(Outcome {
+        committed_per_s: done as f64 / window,
+        p50: pct(0.5, &latencies_ms),
+        p99: pct(0.99, &latencies_ms),
+    })
 }
 
 /// Sends `lines` to one node open-loop at `rate` a second from `t0`, recording when each

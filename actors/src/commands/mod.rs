@@ -3,6 +3,7 @@
 mod bench;
 mod keygen;
 mod localnet;
+mod plot;
 mod testnet;
 mod tx;
 
@@ -50,6 +51,8 @@ pub fn run(command: Command) -> Result<()> {
             base_port,
             csv,
             kill_one,
+            sweep,
+            svg,
         } => bench::run(&bench::Plan {
             validators,
             rate,
@@ -59,6 +62,8 @@ pub fn run(command: Command) -> Result<()> {
             base_port,
             csv,
             kill_one,
+            sweep,
+            svg,
         }),
     }
 }
