@@ -21,7 +21,7 @@ const RIGHT: f64 = 20.0;
 
 /// A round number at or above `x` (1, 2 or 5 times a power of ten), for an axis's end.
 fn nice_ceiling(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return 1.0;
     }
     let power = 10f64.powf(x.log10().floor());
