@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::{
-    almagill, rss_kib, str_field, u64_field, wait_for, Admin, Net, BIN, DEADLINE,
+    almagill, first_and_last_answer, rss_kib, str_field, u64_field, wait_for, Admin, Net, BIN,
+    DEADLINE,
 };
 
 /// The length of the unfinished lines: just under the protocol's 64 KiB line limit.
@@ -129,20 +130,7 @@ fn idle_connections_never_lock_a_client_out() {
         took < Duration::from_secs(1),
         "PING took {took:?} with {n} idle connections open"
     );
-    for k in [0, n - 1] {
-        let stream = &mut idle[k];
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("a read timeout");
-        stream.write_all(b"PING\n").expect("PING sent");
-        let mut buf = [0u8; 64];
-        let got = stream.read(&mut buf).expect("an answer");
-        assert!(
-            buf[..got].starts_with(b"OK {\"pong\":true}"),
-            "idle connection {k}: {:?}",
-            String::from_utf8_lossy(&buf[..got])
-        );
-    }
+    first_and_last_answer(&mut idle);
     drop(idle);
     let h = net.height(0);
     net.wait_height(&[0], h + 3);

@@ -1082,3 +1082,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
 }
+
+/// The first and the last of a set of idle admin connections still answer `PING`: they
+/// were really accepted and kept.
+pub fn first_and_last_answer(idle: &mut [TcpStream]) {
+    let last = idle.len() - 1;
+    for k in [0, last] {
+        let stream = &mut idle[k];
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("a read timeout");
+        stream.write_all(b"PING\n").expect("PING sent");
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf).expect("an answer");
+        assert!(
+            buf[..n].starts_with(b"OK {\"pong\":true}"),
+            "idle connection {k}: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}

@@ -1,13 +1,13 @@
 //! Hostile input on both ports of a node: the offending connection is refused or closed, and
 //! nothing else the node does is affected.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{read_until_closed, rng, Net, DEADLINE};
+use crate::harness::{first_and_last_answer, read_until_closed, rng, Net, DEADLINE};
 use crate::peer_client::{connect, dial_with_proof};
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
@@ -167,20 +167,7 @@ fn bad_input_is_refused_and_consensus_goes_on() {
     assert_eq!(other.ok("PING"), json!({ "pong": true }));
     other.ok("STATUS");
     // The idle connections were really accepted: the first and the last still answer.
-    for k in [0, idle.len() - 1] {
-        let stream = &mut idle[k];
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("a read timeout");
-        stream.write_all(b"PING\n").expect("PING sent");
-        let mut buf = [0u8; 64];
-        let n = stream.read(&mut buf).expect("an answer");
-        assert!(
-            buf[..n].starts_with(b"OK "),
-            "idle connection {k}: {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        );
-    }
+    first_and_last_answer(&mut idle);
     drop(idle);
 
     // After all of it the node still commits, with its peers connected.
