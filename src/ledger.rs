@@ -7,6 +7,8 @@
 //! That keeps execution out of consensus's way. Every sum is checked; tokens are never
 //! created or destroyed, so the total always equals the genesis supply.
 
+mod snapshot;
+
 use std::collections::BTreeMap;
 
 use bincode::{Decode, Encode};
@@ -19,6 +21,8 @@ use crate::genesis::Genesis;
 use crate::state_tree::StateTree;
 use crate::tx::{Transaction, TxKind};
 use crate::validators::{self, Validator, ValidatorSet};
+
+pub use self::snapshot::{SnapshotChunk, SnapshotError, SnapshotHead, ACCOUNTS_PER_CHUNK};
 
 /// One account's holdings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use bincode::{Decode, Encode};
+
 use crate::amount::Amount;
 use crate::crypto::Address;
 
@@ -23,7 +25,7 @@ pub fn epoch_of(height: u64, epoch_length: u64) -> u64 {
 }
 
 /// One validator: its key and the stake it votes with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Validator {
     /// The validator's key, which is also its account.
     pub address: Address,

@@ -27,7 +27,7 @@ use crate::admin::auth::AdminToken;
 use crate::admin::lines::{self, LineReader, Next};
 use crate::admin::protocol::{self, AdminError, BlockRef, Command, StatusView, TxStatus};
 use crate::node::messages::{
-    GetBlocks, ReadConsensus, ReadMempool, ReadPeers, ReadState, ReadTx, SignAndSubmit, Submit,
+    ReadBlock, ReadConsensus, ReadMempool, ReadPeers, ReadState, ReadTx, SignAndSubmit, Submit,
 };
 
 /// How often `WAIT` looks again.
@@ -120,7 +120,7 @@ pub struct Routes {
     /// The peers (the Network).
     pub peers: Recipient<ReadPeers>,
     /// Stored blocks (the BlockStore).
-    pub blocks: Recipient<GetBlocks>,
+    pub blocks: Recipient<ReadBlock>,
 }
 
 /// Serves the admin port on `listener` until the node stops.
@@ -259,7 +259,7 @@ async fn serve(
     }
 }
 
-fn internal(e: actix::MailboxError) -> AdminError {
+fn internal(e: impl std::fmt::Display) -> AdminError {
     AdminError::internal(format!("the node could not answer: {e}"))
 }
 
@@ -269,10 +269,10 @@ fn unknown_account(address: &Address) -> AdminError {
     ))
 }
 
-/// Where a transaction is. The mempool is asked first: the StateActor records a block's
-/// outcomes before it tells the mempool to drop the block's transactions, so a transaction
-/// the mempool no longer holds is already in the state if it was committed. (Asking in the
-/// other order could miss one that commits between the two questions.)
+/// Where a transaction is. The mempool is asked first: the BlockStore records a block's
+/// outcomes before the mempool hears of the block and drops its transactions, so a
+/// transaction the mempool no longer holds is already in the index if it was committed.
+/// (Asking in the other order could miss one that commits between the two questions.)
 async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, AdminError> {
     let pending = backend
         .routes
@@ -284,14 +284,12 @@ async fn tx_status(backend: &Backend, hash: Hash) -> Result<Option<TxStatus>, Ad
     if pending {
         return Ok(Some(TxStatus::Pending));
     }
-    let (outcome, _) = backend
+    let outcome = backend
         .routes
         .txs
-        .send(ReadTx {
-            tx: Some(hash),
-            root_at: None,
-        })
+        .send(ReadTx(hash))
         .await
+        .map_err(internal)?
         .map_err(internal)?;
     Ok(outcome.map(TxStatus::Done))
 }
@@ -491,41 +489,23 @@ async fn status(backend: &Backend) -> Result<Value, AdminError> {
 }
 
 async fn block(backend: &Backend, at: BlockRef) -> Result<Value, AdminError> {
-    let executed = backend
-        .routes
-        .state
-        .send(ReadState(None))
-        .await
-        .map_err(internal)?
-        .height;
     let height = match at {
-        BlockRef::Latest => executed,
-        BlockRef::Height(height) => height,
+        BlockRef::Latest => None,
+        BlockRef::Height(height) => Some(height),
     };
-    let missing = || AdminError::not_found(format!("no block at height {height} here"));
-    if height == 0 || height > executed {
-        return Err(missing());
-    }
-    let blocks = backend
+    let found = backend
         .routes
         .blocks
-        .send(GetBlocks {
-            from: height,
-            to: height,
-        })
+        .send(ReadBlock(height))
         .await
+        .map_err(internal)?
         .map_err(internal)?;
-    let (block, certificate) = blocks.into_iter().next().ok_or_else(missing)?;
-    let (_, root) = backend
-        .routes
-        .txs
-        .send(ReadTx {
-            tx: None,
-            root_at: Some(height),
+    let (block, certificate, root) = found.ok_or_else(|| {
+        AdminError::not_found(match height {
+            Some(height) => format!("no block at height {height} here"),
+            None => "no block here yet".to_string(),
         })
-        .await
-        .map_err(internal)?;
-    let root = root.ok_or_else(missing)?;
+    })?;
     Ok(protocol::block_json(&block, &root, certificate.votes.len()))
 }
 

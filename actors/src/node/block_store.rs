@@ -1,20 +1,28 @@
-//! BlockStore: the committed chain on disk, and the blocks peers and admins ask for.
+//! BlockStore: the committed chain on disk, and the blocks and transactions peers and admins
+//! ask for.
 
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler};
+use actix::{Actor, Context, Handler, Recipient};
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
+use almagill::crypto::Hash;
 use tracing::error;
 
 use crate::metrics::Metrics;
-use crate::node::messages::{Append, GetBlocks, ServeBlocks};
-use crate::store::ChainStore;
+use crate::node::messages::{Committed, ReadBlock, ReadTx, ServeBlocks, Store, TxOutcome};
+use crate::store::{ChainStore, Commit, StoreError};
 
-/// Owns the chain log: appends each committed block in one fsynced write, serves ranges.
+/// Owns the chain database: stores each executed block in one fsynced transaction, then
+/// tells the mempool; serves blocks and the transaction index.
+///
+/// The mempool hears of a block only once it is stored, so a transaction the mempool no
+/// longer holds is already in the index if it was committed (the admin port relies on it).
 pub struct BlockStore {
     /// The durable chain.
     pub chain: ChainStore,
+    /// Told of each stored block (the Mempool).
+    pub committed: Recipient<Committed>,
     /// Where fsync times go.
     pub metrics: Metrics,
 }
@@ -23,29 +31,30 @@ impl Actor for BlockStore {
     type Context = Context<Self>;
 }
 
-impl Handler<Append> for BlockStore {
+impl Handler<Store> for BlockStore {
     type Result = ();
 
-    fn handle(&mut self, msg: Append, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Store, _: &mut Context<Self>) {
         if msg.block.height() != self.chain.height() + 1 {
             return;
         }
         let started = Instant::now();
-        let appended = self.chain.append(msg.block, msg.certificate);
+        let stored = self.chain.append(&Commit {
+            block: &msg.block,
+            certificate: &msg.certificate,
+            results: &msg.results,
+            state_root: msg.state_root,
+            snapshot: msg.snapshot,
+        });
         self.metrics.fsynced("chain", started.elapsed());
-        if let Err(e) = appended {
-            // A node that cannot store its chain must not go on as if it had.
-            error!(target: "store", "cannot write the chain: {e}; stopping");
-            actix::System::current().stop_with_code(1);
+        match stored {
+            Ok(()) => self.committed.do_send(Committed { block: msg.block }),
+            Err(e) => {
+                // A node that cannot store its chain must not go on as if it had.
+                error!(target: "store", "cannot write the chain: {e}; stopping");
+                actix::System::current().stop_with_code(1);
+            }
         }
-    }
-}
-
-impl Handler<GetBlocks> for BlockStore {
-    type Result = Vec<(Block, CommitCertificate)>;
-
-    fn handle(&mut self, msg: GetBlocks, _: &mut Context<Self>) -> Self::Result {
-        self.chain.range(msg.from, msg.to)
     }
 }
 
@@ -53,6 +62,41 @@ impl Handler<ServeBlocks> for BlockStore {
     type Result = Vec<(Block, CommitCertificate)>;
 
     fn handle(&mut self, msg: ServeBlocks, _: &mut Context<Self>) -> Self::Result {
-        self.chain.range_within(msg.from, msg.to, msg.max_bytes)
+        self.chain
+            .range_within(msg.from, msg.to, msg.max_bytes)
+            .unwrap_or_else(|e| {
+                error!(target: "store", "cannot read blocks for a peer: {e}");
+                Vec::new()
+            })
+    }
+}
+
+impl Handler<ReadBlock> for BlockStore {
+    type Result = Result<Option<(Block, CommitCertificate, Hash)>, String>;
+
+    fn handle(&mut self, msg: ReadBlock, _: &mut Context<Self>) -> Self::Result {
+        let height = msg.0.unwrap_or(self.chain.height());
+        let read = || -> Result<_, StoreError> {
+            let Some((block, certificate)) = self.chain.block(height)? else {
+                return Ok(None);
+            };
+            Ok(self
+                .chain
+                .state_root(height)?
+                .map(|root| (block, certificate, root)))
+        };
+        read().map_err(|e| e.to_string())
+    }
+}
+
+impl Handler<ReadTx> for BlockStore {
+    type Result = Result<Option<TxOutcome>, String>;
+
+    fn handle(&mut self, msg: ReadTx, _: &mut Context<Self>) -> Self::Result {
+        let record = self.chain.tx(&msg.0).map_err(|e| e.to_string())?;
+        Ok(record.map(|r| match r.result {
+            Ok(()) => TxOutcome::Committed(r.height),
+            Err(e) => TxOutcome::Failed(r.height, e.code()),
+        }))
     }
 }

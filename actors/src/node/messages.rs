@@ -9,7 +9,7 @@ use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use almagill::consensus::{self, BatchRequest, Target};
 use almagill::crypto::{Address, Hash, Keypair};
-use almagill::ledger::Account;
+use almagill::ledger::{Account, SnapshotChunk, SnapshotHead, TxError};
 use almagill::mempool::AdmitError;
 use almagill::tx::{Transaction, TxKind};
 use almagill::validators::ValidatorSet;
@@ -82,7 +82,7 @@ pub struct Executed {
     pub next_validators: Option<(u64, ValidatorSet)>,
 }
 
-/// A block was executed (StateActor → Mempool), in order, each exactly once.
+/// A block was executed and stored (BlockStore → Mempool), in order, each exactly once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Committed {
@@ -90,25 +90,27 @@ pub struct Committed {
     pub block: Block,
 }
 
-/// Store a committed block durably (StateActor → BlockStore).
+/// Store an executed block durably, with what it did (StateActor → BlockStore).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Append {
+pub struct Store {
     /// The block.
     pub block: Block,
     /// Its certificate.
     pub certificate: CommitCertificate,
+    /// What each of its transactions did, in block order.
+    pub results: Vec<Result<(), TxError>>,
+    /// The state root after it.
+    pub state_root: Hash,
+    /// A snapshot of the ledger after it, when one is due.
+    pub snapshot: Option<(SnapshotHead, Vec<SnapshotChunk>)>,
 }
 
-/// Committed blocks `from..=to`, as many as the store serves at once.
+/// A stored block with its certificate and the state root after it: `None` asks for the
+/// last stored block (Admin → BlockStore). An error is the store's, as text.
 #[derive(Message)]
-#[rtype(result = "Vec<(Block, CommitCertificate)>")]
-pub struct GetBlocks {
-    /// First height.
-    pub from: u64,
-    /// Last height.
-    pub to: u64,
-}
+#[rtype(result = "Result<Option<(Block, CommitCertificate, Hash)>, String>")]
+pub struct ReadBlock(pub Option<u64>);
 
 /// Committed blocks `from..=to` for a peer catching up, stopping at `max_bytes` of
 /// encoding (PeerConnection → BlockStore).
@@ -278,8 +280,6 @@ pub enum TxOutcome {
 
 /// A snapshot of committed state for the admin port.
 pub struct StateView {
-    /// Height of the last executed block.
-    pub height: u64,
     /// The account asked for, if any.
     pub account: Option<Account>,
     /// Sum of all balances and stakes.
@@ -295,12 +295,8 @@ pub struct StateView {
 #[rtype(result = "StateView")]
 pub struct ReadState(pub Option<Address>);
 
-/// Where a transaction ended up, if it has been executed; and the state root at a height.
+/// Where a transaction ended up, if it has been committed (Admin → BlockStore). An error is
+/// the store's, as text.
 #[derive(Message)]
-#[rtype(result = "(Option<TxOutcome>, Option<Hash>)")]
-pub struct ReadTx {
-    /// The transaction asked about.
-    pub tx: Option<Hash>,
-    /// The height whose state root is wanted.
-    pub root_at: Option<u64>,
-}
+#[rtype(result = "Result<Option<TxOutcome>, String>")]
+pub struct ReadTx(pub Hash);

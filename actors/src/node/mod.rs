@@ -17,6 +17,7 @@ pub mod mempool;
 pub mod messages;
 pub mod network;
 pub mod peer;
+pub mod recover;
 pub mod session;
 pub mod state;
 pub mod wire;
@@ -38,7 +39,7 @@ use tracing::{info, warn};
 use crate::admin::auth::AdminToken;
 use crate::admin::server::{connection_cap, Limits as AdminLimits};
 use crate::metrics::{self, Metrics};
-use crate::store::{ChainStore, VoteStore};
+use crate::store::VoteStore;
 use crate::{file_limit, files};
 
 use self::block_store::BlockStore;
@@ -47,6 +48,10 @@ use self::mempool::Mempool;
 use self::network::{Me, Network};
 use self::peer::Routes;
 use self::state::StateActor;
+
+/// A ledger snapshot is stored every this many checkpoints, so a restart executes at most
+/// that many checkpoint intervals of blocks.
+const SNAPSHOT_CHECKPOINTS: u64 = 10;
 
 /// Everything a node loads before it starts: checked files, recovered storage, bound ports.
 pub struct Loaded {
@@ -111,22 +116,19 @@ pub fn run(loaded: Loaded) -> Result<()> {
     info!(target: "node", open_files = ?file_limit.soft, admin_connections = admin_limits.max_connections, "open-file limit");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let chain = ChainStore::open(&config.data_dir, genesis.hash())
-        .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
+    let snapshot_every = genesis
+        .consensus
+        .checkpoint_interval
+        .saturating_mul(SNAPSHOT_CHECKPOINTS);
+    let (chain, ledger) = recover::recover(&config.data_dir, &genesis, snapshot_every)
+        .with_context(|| format!("cannot recover the chain in {}", config.data_dir.display()))?;
     let (votes, records) = VoteStore::open(&config.data_dir)
         .with_context(|| format!("cannot open the vote log in {}", config.data_dir.display()))?;
-
-    let mut ledger = Ledger::from_genesis(&genesis);
-    let genesis_state_root = ledger.state_root();
-    let mut txs = HashMap::new();
-    let mut roots = vec![genesis_state_root];
-    for (block, _) in chain.blocks() {
-        StateActor::apply(&mut ledger, &mut txs, &mut roots, block)
-            .context("the stored chain does not execute")?;
-    }
-    let last_hash = chain.last_hash().unwrap_or_else(|| genesis.hash());
+    let genesis_state_root = Ledger::from_genesis(&genesis).state_root();
+    let last_hash = chain.tip_hash();
     let last_timestamp_ms = chain
-        .get(chain.height())
+        .block(chain.height())
+        .context("cannot read the last stored block")?
         .map_or(genesis.genesis_time_ms, |(b, _)| {
             b.header.proposal.timestamp_ms
         });
@@ -183,6 +185,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
         );
         let store = BlockStore {
             chain,
+            committed: mempool.clone().recipient(),
             metrics: metrics.clone(),
         }
         .start();
@@ -222,11 +225,9 @@ pub fn run(loaded: Loaded) -> Result<()> {
         });
         state_ctx.run(StateActor {
             ledger,
-            txs,
-            roots,
-            append: store.clone().recipient(),
+            snapshot_every,
+            store: store.clone().recipient(),
             executed: engine.clone().recipient(),
-            committed: mempool.clone().recipient(),
         });
         engine_ctx.run(ConsensusEngine {
             pbft,
@@ -256,7 +257,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
                 routes: crate::admin::server::Routes {
                     consensus: engine.recipient(),
                     state: state.clone().recipient(),
-                    txs: state.recipient(),
+                    txs: store.clone().recipient(),
                     mempool: mempool.clone().recipient(),
                     submit: mempool.clone().recipient(),
                     sign: mempool.recipient(),

@@ -1,54 +1,22 @@
 //! StateActor: the ledger (the DataObject). Executes committed blocks in order, exactly once,
-//! and answers questions about committed state.
-
-use std::collections::HashMap;
+//! hands each to the BlockStore with what it did, and answers questions about current state.
 
 use actix::{Actor, Context, Handler, MessageResult, Recipient};
-use almagill::crypto::Hash;
 use almagill::ledger::Ledger;
 use tracing::{debug, error};
 
-use crate::node::messages::{
-    Append, Committed, Execute, Executed, ReadState, ReadTx, StateView, TxOutcome,
-};
+use crate::node::messages::{Execute, Executed, ReadState, StateView, Store};
 
-/// The ledger and what the node knows about executed blocks.
+/// The ledger as of the last executed block.
 pub struct StateActor {
     /// Committed state.
     pub ledger: Ledger,
-    /// Every executed transaction's outcome.
-    pub txs: HashMap<Hash, TxOutcome>,
-    /// The state root after each height (index 0 is genesis).
-    pub roots: Vec<Hash>,
-    /// Where committed blocks are stored (the BlockStore).
-    pub append: Recipient<Append>,
+    /// A snapshot of the ledger goes with every block whose height is a multiple of this.
+    pub snapshot_every: u64,
+    /// Where executed blocks are stored (the BlockStore).
+    pub store: Recipient<Store>,
     /// Told of each executed block (the ConsensusEngine).
     pub executed: Recipient<Executed>,
-    /// Told of each new committed state (the Mempool).
-    pub committed: Recipient<Committed>,
-}
-
-impl StateActor {
-    /// Applies one block to `ledger`, recording outcomes: used both live and when replaying
-    /// the stored chain at start.
-    pub fn apply(
-        ledger: &mut Ledger,
-        txs: &mut HashMap<Hash, TxOutcome>,
-        roots: &mut Vec<Hash>,
-        block: &almagill::block::Block,
-    ) -> Result<almagill::ledger::BlockOutcome, almagill::ledger::LedgerError> {
-        let height = block.height();
-        let outcome = ledger.apply_block(block)?;
-        for (tx, result) in block.txs.iter().zip(&outcome.results) {
-            let status = match result {
-                Ok(()) => TxOutcome::Committed(height),
-                Err(e) => TxOutcome::Failed(height, e.code()),
-            };
-            txs.insert(tx.hash(), status);
-        }
-        roots.push(outcome.state_root);
-        Ok(outcome)
-    }
 }
 
 impl Actor for StateActor {
@@ -63,7 +31,7 @@ impl Handler<Execute> for StateActor {
         if height != self.ledger.height() + 1 {
             return;
         }
-        match Self::apply(&mut self.ledger, &mut self.txs, &mut self.roots, &msg.block) {
+        match self.ledger.apply_block(&msg.block) {
             Ok(outcome) => {
                 debug!(target: "state", height, root = %outcome.state_root, "executed");
                 self.executed.do_send(Executed {
@@ -71,12 +39,13 @@ impl Handler<Execute> for StateActor {
                     state_root: outcome.state_root,
                     next_validators: outcome.new_validators,
                 });
-                self.committed.do_send(Committed {
-                    block: msg.block.clone(),
-                });
-                self.append.do_send(Append {
+                let snapshot = (height % self.snapshot_every == 0).then(|| self.ledger.snapshot());
+                self.store.do_send(Store {
                     block: msg.block,
                     certificate: msg.certificate,
+                    results: outcome.results,
+                    state_root: outcome.state_root,
+                    snapshot,
                 });
             }
             Err(e) => {
@@ -96,23 +65,10 @@ impl Handler<ReadState> for StateActor {
     fn handle(&mut self, msg: ReadState, _: &mut Context<Self>) -> Self::Result {
         let height = self.ledger.height();
         MessageResult(StateView {
-            height,
             account: msg.0.and_then(|a| self.ledger.account(&a).copied()),
             total_supply: self.ledger.total_supply(),
             genesis_supply: self.ledger.genesis_supply(),
             validators: self.ledger.validators_for(height + 1).cloned(),
         })
-    }
-}
-
-impl Handler<ReadTx> for StateActor {
-    type Result = MessageResult<ReadTx>;
-
-    fn handle(&mut self, msg: ReadTx, _: &mut Context<Self>) -> Self::Result {
-        let outcome = msg.tx.and_then(|h| self.txs.get(&h).copied());
-        let root = msg
-            .root_at
-            .and_then(|h| self.roots.get(h as usize).copied());
-        MessageResult((outcome, root))
     }
 }

@@ -1,4 +1,12 @@
-//! The committed chain on disk: one checksummed log record per block, with its certificate.
+//! The committed chain on disk, in an embedded database (`chain.redb`): blocks with their
+//! commit certificates, the transaction index, the state root after every height, and
+//! ledger snapshots.
+//!
+//! Each executed block is one database transaction (block, the outcome of each of its
+//! transactions, its state root and, now and then, a snapshot), committed with an fsync:
+//! when [`ChainStore::append`] returns, all of it is durable, and a crash leaves either all
+//! of it or none. Nothing here is kept in memory but the tip and the database's page cache,
+//! which is bounded ([`CACHE_BYTES`]).
 
 use std::path::{Path, PathBuf};
 
@@ -6,189 +14,421 @@ use almagill::block::Block;
 use almagill::certificate::{CommitCertificate, Phase};
 use almagill::crypto::Hash;
 use almagill::encoding;
+use almagill::ledger::{SnapshotChunk, SnapshotHead, TxError};
 use bincode::{Decode, Encode};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Log, StoreError};
+use super::StoreError;
 
-/// The chain log's file name inside the data directory.
-pub const CHAIN_FILE: &str = "chain.log";
+/// The database's file name inside the data directory.
+pub const CHAIN_FILE: &str = "chain.redb";
 
-/// The most blocks one [`ChainStore::range`] returns, so one catch-up request from a peer
-/// cannot make the node clone and send an unbounded part of the chain.
-pub const MAX_RANGE: u64 = 64;
+/// The most the database's page cache holds in memory.
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-/// One record of the chain log: a block and the proof it committed.
+/// How many snapshots are kept: the newest, and the one before in case the newest is the
+/// one a crash damaged.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// The layout version this code writes and reads.
+const FORMAT: u8 = 1;
+
+/// Height → encoded [`StoredBlock`].
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+/// Transaction hash → encoded [`TxRecord`].
+const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+/// Height → the state root after it.
+const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
+/// (height, piece) → piece 0 the encoded [`SnapshotHead`], piece `i` its chunk `i`.
+const SNAPSHOTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("snapshots");
+/// "format" → [`FORMAT`]; "genesis" → the genesis hash the chain starts from.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// One block as stored: the block and the proof it committed.
 #[derive(Encode, Decode)]
 struct StoredBlock {
     block: Block,
     certificate: CommitCertificate,
 }
 
-/// The node's committed chain, durable in `<data_dir>/chain.log`.
-///
-/// Each commit is one fsynced record, so a block is on disk whole or not at all. On open,
-/// the chain is checked to be consecutive from height 1 and linked by `prev` hashes from
-/// genesis, and each certificate to be a commit of its block; anything else is reported as
-/// corruption.
-///
-/// All blocks are also kept in memory (a `Vec` indexed by height), which is fine for the
-/// chain sizes the node sees now; a long-lived chain would want an on-disk index of record
-/// offsets instead.
-#[derive(Debug)]
+/// Where a transaction was committed and what it did.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TxRecord {
+    /// The block's height.
+    pub height: u64,
+    /// Its position in the block.
+    pub position: u32,
+    /// Applied, or why it failed (and changed nothing).
+    pub result: Result<(), TxError>,
+}
+
+/// Everything one executed block adds to the store, written in one transaction.
+pub struct Commit<'a> {
+    /// The block.
+    pub block: &'a Block,
+    /// Its commit certificate.
+    pub certificate: &'a CommitCertificate,
+    /// What each of its transactions did, in block order.
+    pub results: &'a [Result<(), TxError>],
+    /// The state root after it.
+    pub state_root: Hash,
+    /// A snapshot of the ledger after it, when one is due.
+    pub snapshot: Option<(SnapshotHead, Vec<SnapshotChunk>)>,
+}
+
+/// The last stored block, or genesis.
+#[derive(Clone, Copy, Debug)]
+struct Tip {
+    height: u64,
+    hash: Hash,
+}
+
+/// The node's committed chain, durable in `<data_dir>/chain.redb`.
 pub struct ChainStore {
-    /// The log the blocks are appended to.
-    log: Log,
-    /// The hash block 1 links to.
-    genesis: Hash,
-    /// Block `h` is at index `h - 1`.
-    blocks: Vec<(Block, CommitCertificate)>,
+    db: Database,
+    path: PathBuf,
+    tip: Tip,
+}
+
+impl std::fmt::Debug for ChainStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainStore")
+            .field("path", &self.path)
+            .field("height", &self.tip.height)
+            .finish()
+    }
 }
 
 impl ChainStore {
-    /// Opens (creating if absent) the chain in `dir`, whose first block must link to the
-    /// `genesis` hash. A torn last write is cut off (and logged); damaged records or a chain
-    /// that does not link are [`StoreError::Corrupt`].
+    /// Opens (creating if absent) the chain in `dir`, which must be the chain that starts
+    /// from the `genesis` hash. The database checks its own pages; a damaged file, a file of
+    /// another chain or format, or a last block that does not match its certificate is an
+    /// error, never used.
     pub fn open(dir: &Path, genesis: Hash) -> Result<ChainStore, StoreError> {
-        let path = chain_path(dir);
-        let (log, recovered) = Log::open(&path)?;
+        let path = dir.join(CHAIN_FILE);
+        let mut db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .db(&path)?;
+        if !db.check_integrity().db(&path)? {
+            return Err(StoreError::corrupt(
+                &path,
+                0,
+                "the database's checksums do not match",
+            ));
+        }
+        let txn = db.begin_write().db(&path)?;
+        {
+            let mut meta = txn.open_table(META).db(&path)?;
+            let format = meta.get("format").db(&path)?.map(|v| v.value().to_vec());
+            let stored_genesis = meta.get("genesis").db(&path)?.map(|v| v.value().to_vec());
+            match (format, stored_genesis) {
+                (None, None) => {
+                    meta.insert("format", [FORMAT].as_slice()).db(&path)?;
+                    meta.insert("genesis", genesis.0.as_slice()).db(&path)?;
+                }
+                (Some(format), _) if format != [FORMAT] => {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        0,
+                        format!("storage format {format:?}; this node reads format {FORMAT}"),
+                    ));
+                }
+                (_, Some(stored)) if stored == genesis.0 => {}
+                _ => {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        0,
+                        format!("it holds another chain than the one genesis {genesis} starts"),
+                    ))
+                }
+            }
+            txn.open_table(BLOCKS).db(&path)?;
+            txn.open_table(TXS).db(&path)?;
+            txn.open_table(ROOTS).db(&path)?;
+            txn.open_table(SNAPSHOTS).db(&path)?;
+        }
+        txn.commit().db(&path)?;
         let mut store = ChainStore {
-            log,
-            genesis,
-            blocks: Vec::with_capacity(recovered.records.len()),
+            db,
+            path,
+            tip: Tip {
+                height: 0,
+                hash: genesis,
+            },
         };
-        for record in recovered.records {
-            let stored: StoredBlock = encoding::decode(&record.body).map_err(|e| {
-                StoreError::corrupt(&path, record.offset, format!("not a stored block: {e}"))
-            })?;
-            store
-                .check_next(&stored.block, &stored.certificate)
-                .map_err(|reason| StoreError::corrupt(&path, record.offset, reason))?;
-            store.blocks.push((stored.block, stored.certificate));
+        let last = {
+            let txn = store.db.begin_read().db(&store.path)?;
+            let blocks = txn.open_table(BLOCKS).db(&store.path)?;
+            let last = blocks.last().db(&store.path)?;
+            last.map(|(h, v)| (h.value(), v.value().to_vec()))
+        };
+        if let Some((height, bytes)) = last {
+            let stored = store.decode_block(height, &bytes)?;
+            check_certificate(&stored.block, &stored.certificate, height)
+                .map_err(|reason| StoreError::corrupt(&store.path, height, reason))?;
+            store.tip = Tip {
+                height,
+                hash: stored.block.hash(),
+            };
         }
         Ok(store)
     }
 
-    /// Appends the next committed block with its certificate as one fsynced record: when
-    /// this returns `Ok`, the commit is durable. A block that does not extend the chain
-    /// (wrong height, wrong parent, mismatched certificate) is refused and nothing is
-    /// written, so the log always reopens.
-    pub fn append(
-        &mut self,
-        block: Block,
-        certificate: CommitCertificate,
-    ) -> Result<(), StoreError> {
-        self.check_next(&block, &certificate)
-            .map_err(|reason| StoreError::Rejected {
-                path: self.path().to_path_buf(),
-                reason,
-            })?;
-        let stored = StoredBlock { block, certificate };
-        self.log.append(&[&encoding::encode(&stored)])?;
-        self.blocks.push((stored.block, stored.certificate));
+    /// Stores the next executed block with everything it adds, in one fsynced transaction.
+    /// A block that does not extend the chain (wrong height, wrong parent, mismatched
+    /// certificate) is refused and nothing is written.
+    pub fn append(&mut self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        let block = commit.block;
+        let height = self.tip.height + 1;
+        let rejected = |reason: String| StoreError::Rejected {
+            path: self.path.clone(),
+            reason,
+        };
+        if block.height() != height {
+            return Err(rejected(format!(
+                "block at height {} where height {height} was expected",
+                block.height()
+            )));
+        }
+        if block.header.prev != self.tip.hash {
+            return Err(rejected(format!(
+                "block {height} links to {} instead of {}",
+                block.header.prev, self.tip.hash
+            )));
+        }
+        check_certificate(block, commit.certificate, height).map_err(rejected)?;
+        if commit.results.len() != block.txs.len() {
+            return Err(rejected(format!(
+                "{} outcomes for the {} transactions of block {height}",
+                commit.results.len(),
+                block.txs.len()
+            )));
+        }
+        let txn = self.db.begin_write().db(&self.path)?;
+        {
+            let stored = encoding::encode(&(block, commit.certificate));
+            txn.open_table(BLOCKS)
+                .db(&self.path)?
+                .insert(height, stored.as_slice())
+                .db(&self.path)?;
+            let mut txs = txn.open_table(TXS).db(&self.path)?;
+            for (position, (tx, result)) in block.txs.iter().zip(commit.results).enumerate() {
+                let record = TxRecord {
+                    height,
+                    position: position as u32,
+                    result: result.clone(),
+                };
+                txs.insert(tx.hash().0.as_slice(), encoding::encode(&record).as_slice())
+                    .db(&self.path)?;
+            }
+            txn.open_table(ROOTS)
+                .db(&self.path)?
+                .insert(height, commit.state_root.0.as_slice())
+                .db(&self.path)?;
+            if let Some((head, chunks)) = &commit.snapshot {
+                let mut snapshots = txn.open_table(SNAPSHOTS).db(&self.path)?;
+                snapshots
+                    .insert((head.height, 0), encoding::encode(head).as_slice())
+                    .db(&self.path)?;
+                for (i, chunk) in chunks.iter().enumerate() {
+                    snapshots
+                        .insert(
+                            (head.height, i as u32 + 1),
+                            encoding::encode(chunk).as_slice(),
+                        )
+                        .db(&self.path)?;
+                }
+                let heights = snapshot_heights(&snapshots).db(&self.path)?;
+                for old in heights.iter().rev().skip(SNAPSHOTS_KEPT) {
+                    snapshots
+                        .retain_in((*old, 0)..=(*old, u32::MAX), |_, _| false)
+                        .db(&self.path)?;
+                }
+            }
+        }
+        txn.commit().db(&self.path)?;
+        self.tip = Tip {
+            height,
+            hash: block.hash(),
+        };
         Ok(())
     }
 
     /// The height of the last stored block (0 when only genesis is known).
     pub fn height(&self) -> u64 {
-        self.blocks.len() as u64
+        self.tip.height
     }
 
-    /// The hash of the last stored block, or `None` when only genesis is known.
-    pub fn last_hash(&self) -> Option<Hash> {
-        self.blocks.last().map(|(block, _)| block.hash())
+    /// The hash the next block must link to: the last stored block's, or genesis.
+    pub fn tip_hash(&self) -> Hash {
+        self.tip.hash
     }
 
     /// The block at `height` with its certificate, if stored (height 0, genesis, is not).
-    pub fn get(&self, height: u64) -> Option<&(Block, CommitCertificate)> {
-        let index = usize::try_from(height.checked_sub(1)?).ok()?;
-        self.blocks.get(index)
+    pub fn block(&self, height: u64) -> Result<Option<(Block, CommitCertificate)>, StoreError> {
+        let txn = self.db.begin_read().db(&self.path)?;
+        let blocks = txn.open_table(BLOCKS).db(&self.path)?;
+        let Some(bytes) = blocks.get(height).db(&self.path)? else {
+            return Ok(None);
+        };
+        let stored = self.decode_block(height, bytes.value())?;
+        Ok(Some((stored.block, stored.certificate)))
     }
 
-    /// Blocks `from..=to` with their certificates, for a peer catching up: at most
-    /// [`MAX_RANGE`] of them, starting at `from` (or 1), stopping at the last stored block.
-    pub fn range(&self, from: u64, to: u64) -> Vec<(Block, CommitCertificate)> {
-        let from = from.max(1);
-        let to = to
-            .min(self.height())
-            .min(from.saturating_add(MAX_RANGE - 1));
-        (from..=to)
-            .filter_map(|height| self.get(height).cloned())
-            .collect()
-    }
-
-    /// Like [`ChainStore::range`], but stopping once the blocks' encoded size reaches
-    /// `max_bytes` (at least one block is always given): a reply to a peer catching up stays
-    /// well within a frame however full the blocks are.
+    /// Blocks `from..=to` with their certificates for a peer catching up, starting at `from`
+    /// (or 1), stopping at the last stored block or once `max_bytes` of encoding is reached
+    /// (at least one block is always given).
     pub fn range_within(
         &self,
         from: u64,
         to: u64,
         max_bytes: usize,
-    ) -> Vec<(Block, CommitCertificate)> {
+    ) -> Result<Vec<(Block, CommitCertificate)>, StoreError> {
         let from = from.max(1);
-        let to = to
-            .min(self.height())
-            .min(from.saturating_add(MAX_RANGE - 1));
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().db(&self.path)?;
+        let blocks = txn.open_table(BLOCKS).db(&self.path)?;
         let mut out = Vec::new();
         let mut bytes = 0;
-        for height in from..=to {
-            let Some(item) = self.get(height) else { break };
+        for entry in blocks.range(from..=to).db(&self.path)? {
             if !out.is_empty() && bytes >= max_bytes {
                 break;
             }
-            bytes += almagill::encoding::encode(item).len();
-            out.push(item.clone());
+            let (height, value) = entry.db(&self.path)?;
+            bytes += value.value().len();
+            let stored = self.decode_block(height.value(), value.value())?;
+            out.push((stored.block, stored.certificate));
         }
-        out
+        Ok(out)
     }
 
-    /// Every stored block in height order, for replaying into the ledger on start.
-    pub fn blocks(&self) -> impl Iterator<Item = &(Block, CommitCertificate)> {
-        self.blocks.iter()
+    /// The state root after `height` (0 is not stored: it is genesis's).
+    pub fn state_root(&self, height: u64) -> Result<Option<Hash>, StoreError> {
+        let txn = self.db.begin_read().db(&self.path)?;
+        let roots = txn.open_table(ROOTS).db(&self.path)?;
+        let Some(value) = roots.get(height).db(&self.path)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 32] = value
+            .value()
+            .try_into()
+            .map_err(|_| StoreError::corrupt(&self.path, height, "a state root is not 32 bytes"))?;
+        Ok(Some(Hash(bytes)))
     }
 
-    /// The chain log's path.
-    pub fn path(&self) -> &Path {
-        self.log.path()
+    /// Where transaction `hash` was committed, if it was.
+    pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>, StoreError> {
+        let txn = self.db.begin_read().db(&self.path)?;
+        let txs = txn.open_table(TXS).db(&self.path)?;
+        let Some(value) = txs.get(hash.0.as_slice()).db(&self.path)? else {
+            return Ok(None);
+        };
+        encoding::decode(value.value())
+            .map(Some)
+            .map_err(|e| StoreError::corrupt(&self.path, 0, format!("transaction {hash}: {e}")))
     }
 
-    /// The hash the next block must link to.
-    fn tip_hash(&self) -> Hash {
-        self.last_hash().unwrap_or(self.genesis)
-    }
-
-    /// Why `block` cannot be the next block of this chain, if it cannot.
-    fn check_next(&self, block: &Block, certificate: &CommitCertificate) -> Result<(), String> {
-        let expected = self.height() + 1;
-        if block.height() != expected {
-            return Err(format!(
-                "block at height {} where height {expected} was expected",
-                block.height()
-            ));
-        }
-        let tip = self.tip_hash();
-        if block.header.prev != tip {
-            return Err(format!(
-                "block {expected} links to {} instead of {tip}",
-                block.header.prev
-            ));
-        }
-        let target = &certificate.payload;
-        if target.phase != Phase::Commit
-            || target.height != expected
-            || target.digest != block.header.proposal.digest()
+    /// The newest stored snapshot, if any: its head and chunks (not yet checked: see
+    /// `Ledger::from_snapshot`).
+    pub fn latest_snapshot(
+        &self,
+    ) -> Result<Option<(SnapshotHead, Vec<SnapshotChunk>)>, StoreError> {
+        let txn = self.db.begin_read().db(&self.path)?;
+        let snapshots = txn.open_table(SNAPSHOTS).db(&self.path)?;
+        let Some(&height) = snapshot_heights(&snapshots).db(&self.path)?.last() else {
+            return Ok(None);
+        };
+        let corrupt = |e| StoreError::corrupt(&self.path, height, format!("snapshot: {e}"));
+        let mut head = None;
+        let mut chunks = Vec::new();
+        for entry in snapshots
+            .range((height, 0)..=(height, u32::MAX))
+            .db(&self.path)?
         {
-            return Err(format!(
-                "the certificate of block {expected} is not a commit of that block"
+            let (key, value) = entry.db(&self.path)?;
+            if key.value().1 == 0 {
+                head = Some(encoding::decode::<SnapshotHead>(value.value()).map_err(corrupt)?);
+            } else {
+                chunks.push(encoding::decode::<SnapshotChunk>(value.value()).map_err(corrupt)?);
+            }
+        }
+        match head {
+            Some(head) => Ok(Some((head, chunks))),
+            None => Err(StoreError::corrupt(
+                &self.path,
+                height,
+                "a snapshot without its head",
+            )),
+        }
+    }
+
+    /// The database's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn decode_block(&self, height: u64, bytes: &[u8]) -> Result<StoredBlock, StoreError> {
+        let stored: StoredBlock = encoding::decode(bytes)
+            .map_err(|e| StoreError::corrupt(&self.path, height, format!("block {height}: {e}")))?;
+        if stored.block.height() != height {
+            return Err(StoreError::corrupt(
+                &self.path,
+                height,
+                format!("block {} stored at height {height}", stored.block.height()),
             ));
         }
-        Ok(())
+        Ok(stored)
     }
 }
 
-/// Where the chain log of the data directory `dir` lives.
-fn chain_path(dir: &Path) -> PathBuf {
-    dir.join(CHAIN_FILE)
+/// Why `certificate` is not a commit of `block` at `height`, if it is not.
+fn check_certificate(
+    block: &Block,
+    certificate: &CommitCertificate,
+    height: u64,
+) -> Result<(), String> {
+    let target = &certificate.payload;
+    if target.phase != Phase::Commit
+        || target.height != height
+        || target.digest != block.header.proposal.digest()
+    {
+        return Err(format!(
+            "the certificate of block {height} is not a commit of that block"
+        ));
+    }
+    Ok(())
+}
+
+/// The heights that have a snapshot, oldest first.
+fn snapshot_heights(
+    snapshots: &impl ReadableTable<(u64, u32), &'static [u8]>,
+) -> Result<Vec<u64>, redb::StorageError> {
+    let mut heights = Vec::new();
+    for entry in snapshots.iter()? {
+        let (key, _) = entry?;
+        let (height, piece) = key.value();
+        if piece == 0 {
+            heights.push(height);
+        }
+    }
+    Ok(heights)
+}
+
+/// Names the database file in its errors: `result.db(path)?`.
+trait Db<T> {
+    fn db(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> Db<T> for Result<T, E> {
+    fn db(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Database {
+            path: path.to_path_buf(),
+            source: Box::new(e.into()),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +437,9 @@ mod tests {
 
     use almagill::block::Proposal;
     use almagill::certificate::{Certificate, VoteTarget};
-    use almagill::crypto::{domain, Keypair};
+    use almagill::crypto::{domain, Address, Keypair};
+    use almagill::ledger::Account;
+    use almagill::tx::{TxBody, TxKind};
 
     use super::*;
 
@@ -205,10 +447,20 @@ mod tests {
         Hash::digest(domain::GENESIS, &[b"test chain"])
     }
 
-    /// A block at `height` on top of `prev`, with an (unsigned) commit certificate for it.
+    /// A block at `height` on top of `prev` holding one transfer, with an (unsigned) commit
+    /// certificate for it.
     fn block(height: u64, prev: Hash) -> (Block, CommitCertificate) {
-        let proposer = Keypair::from_seed([height as u8; 32]).address();
-        let proposal = Proposal::new(height, height, 1_000 * height, proposer, Vec::new());
+        let key = Keypair::from_seed([height as u8; 32]);
+        let tx = TxBody {
+            from: key.address(),
+            nonce: height,
+            kind: TxKind::Transfer {
+                to: Address([7; 32]),
+                amount: 1,
+            },
+        }
+        .sign(&key, "test");
+        let proposal = Proposal::new(height, height, 1_000 * height, key.address(), vec![tx]);
         let target = VoteTarget {
             phase: Phase::Commit,
             height,
@@ -233,64 +485,73 @@ mod tests {
             .collect()
     }
 
-    /// Writes `records` as the raw chain log of `dir`, bypassing the checks of `append`.
-    fn write_raw(dir: &Path, records: &[(Block, CommitCertificate)]) {
-        let bodies: Vec<Vec<u8>> = records
-            .iter()
-            .map(|(block, certificate)| {
-                encoding::encode(&StoredBlock {
-                    block: block.clone(),
-                    certificate: certificate.clone(),
-                })
-            })
-            .collect();
-        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-        Log::rewrite(&chain_path(dir), &refs).unwrap();
+    fn root(height: u64) -> Hash {
+        Hash([height as u8; 32])
+    }
+
+    fn snapshot(height: u64) -> (SnapshotHead, Vec<SnapshotChunk>) {
+        let chunk = SnapshotChunk(vec![(Address([1; 32]), Account::default())]);
+        let head = SnapshotHead {
+            height,
+            state_root: root(height),
+            epochs: Vec::new(),
+            accounts: 1,
+            chunks: 1,
+        };
+        (head, vec![chunk])
+    }
+
+    /// Appends `(block, certificate)` with one applied transaction and `root(height)`,
+    /// and a snapshot when `with_snapshot`.
+    fn append(
+        store: &mut ChainStore,
+        (block, certificate): &(Block, CommitCertificate),
+        with_snapshot: bool,
+    ) -> Result<(), StoreError> {
+        store.append(&Commit {
+            block,
+            certificate,
+            results: &[Ok(())],
+            state_root: root(block.height()),
+            snapshot: with_snapshot.then(|| snapshot(block.height())),
+        })
     }
 
     #[test]
-    fn round_trip_and_reopen() {
+    fn blocks_index_and_roots_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let blocks = chain(5);
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        assert_eq!(store.height(), 0);
-        assert_eq!(store.last_hash(), None);
-        for (b, c) in blocks.iter().take(3).cloned() {
-            store.append(b, c).unwrap();
+        assert_eq!((store.height(), store.tip_hash()), (0, genesis()));
+        for b in &blocks[..3] {
+            append(&mut store, b, false).unwrap();
         }
         drop(store);
-
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
         assert_eq!(store.height(), 3);
-        for (b, c) in blocks.iter().skip(3).cloned() {
-            store.append(b, c).unwrap();
+        for b in &blocks[3..] {
+            append(&mut store, b, false).unwrap();
         }
         drop(store);
 
         let store = ChainStore::open(dir.path(), genesis()).unwrap();
         assert_eq!(store.height(), 5);
-        assert_eq!(store.blocks().cloned().collect::<Vec<_>>(), blocks);
-        assert_eq!(store.last_hash(), Some(blocks[4].0.hash()));
-        assert_eq!(store.get(0), None);
-        assert_eq!(store.get(2), Some(&blocks[1]));
-        assert_eq!(store.get(6), None);
-        assert_eq!(store.range(2, 4), blocks[1..4].to_vec());
-        assert_eq!(store.range(0, 100), blocks);
-        assert!(store.range(6, 10).is_empty());
-        assert!(store.range(4, 3).is_empty());
-    }
-
-    #[test]
-    fn range_is_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        for (b, c) in chain(MAX_RANGE + 10) {
-            store.append(b, c).unwrap();
-        }
-        let served = store.range(5, u64::MAX);
-        assert_eq!(served.len() as u64, MAX_RANGE);
-        assert_eq!(served[0].0.height(), 5);
-        assert_eq!(store.range(u64::MAX, u64::MAX), Vec::new());
+        assert_eq!(store.tip_hash(), blocks[4].0.hash());
+        assert_eq!(store.block(2).unwrap(), Some(blocks[1].clone()));
+        assert_eq!(store.block(0).unwrap(), None);
+        assert_eq!(store.block(6).unwrap(), None);
+        assert_eq!(store.state_root(4).unwrap(), Some(root(4)));
+        assert_eq!(store.state_root(6).unwrap(), None);
+        let tx = blocks[2].0.txs[0].hash();
+        assert_eq!(
+            store.tx(&tx).unwrap(),
+            Some(TxRecord {
+                height: 3,
+                position: 0,
+                result: Ok(())
+            })
+        );
+        assert_eq!(store.tx(&Hash([0; 32])).unwrap(), None);
     }
 
     #[test]
@@ -298,147 +559,103 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
         let blocks = chain(10);
-        for (b, c) in blocks.iter().cloned() {
-            store.append(b, c).unwrap();
+        for b in &blocks {
+            append(&mut store, b, false).unwrap();
         }
         let size = encoding::encode(&blocks[0]).len();
-        assert_eq!(store.range_within(1, 10, 3 * size).len(), 3);
-        assert_eq!(store.range_within(1, 10, 3 * size - 1).len(), 3);
+        assert_eq!(store.range_within(1, 10, 3 * size).unwrap().len(), 3);
+        assert_eq!(store.range_within(1, 10, 3 * size - 1).unwrap().len(), 3);
         assert_eq!(
-            store.range_within(2, 10, 0),
+            store.range_within(2, 10, 0).unwrap(),
             blocks[1..2].to_vec(),
             "at least one"
         );
-        assert_eq!(store.range_within(1, 10, usize::MAX), blocks);
-        assert!(store.range_within(11, 20, usize::MAX).is_empty());
+        assert_eq!(store.range_within(0, 100, usize::MAX).unwrap(), blocks);
+        assert!(store.range_within(11, 20, usize::MAX).unwrap().is_empty());
+        assert!(store.range_within(4, 3, usize::MAX).unwrap().is_empty());
     }
 
     #[test]
-    fn torn_last_block_is_dropped() {
+    fn only_the_newest_snapshots_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
+        assert_eq!(store.latest_snapshot().unwrap(), None);
+        for b in &chain(6) {
+            append(&mut store, b, b.0.height() % 2 == 0).unwrap();
+        }
+        assert_eq!(store.latest_snapshot().unwrap(), Some(snapshot(6)));
+        let txn = store.db.begin_read().unwrap();
+        let table = txn.open_table(SNAPSHOTS).unwrap();
+        assert_eq!(snapshot_heights(&table).unwrap(), vec![4, 6]);
+    }
+
+    #[test]
+    fn an_append_that_would_not_extend_the_chain_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let blocks = chain(3);
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        for (b, c) in blocks.iter().cloned() {
-            store.append(b, c).unwrap();
-        }
-        drop(store);
-        let path = chain_path(dir.path());
-        let bytes = fs::read(&path).unwrap();
-        fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        assert_eq!(store.height(), 2);
-        // The lost commit can be stored again (e.g. fetched back from peers).
-        let (b, c) = blocks[2].clone();
-        store.append(b, c).unwrap();
-        drop(store);
-        assert_eq!(ChainStore::open(dir.path(), genesis()).unwrap().height(), 3);
-    }
-
-    #[test]
-    fn rejects_a_gap_in_heights() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut blocks = chain(3);
-        blocks.remove(1);
-        write_raw(dir.path(), &blocks);
-        assert!(matches!(
-            ChainStore::open(dir.path(), genesis()),
-            Err(StoreError::Corrupt { reason, .. }) if reason.contains("height 2 was expected")
-        ));
-    }
-
-    #[test]
-    fn rejects_a_chain_not_starting_at_one() {
-        let dir = tempfile::tempdir().unwrap();
-        write_raw(dir.path(), &chain(3)[1..]);
-        assert!(matches!(
-            ChainStore::open(dir.path(), genesis()),
-            Err(StoreError::Corrupt { offset: 0, .. })
-        ));
-    }
-
-    #[test]
-    fn rejects_a_wrong_link() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut blocks = chain(3);
-        blocks[2] = block(3, genesis());
-        write_raw(dir.path(), &blocks);
-        match ChainStore::open(dir.path(), genesis()) {
-            Err(StoreError::Corrupt { offset, reason, .. }) => {
-                assert!(offset > 0);
-                assert!(reason.contains("links to"), "{reason}");
-            }
-            other => panic!("expected corruption, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn rejects_another_genesis() {
-        let dir = tempfile::tempdir().unwrap();
-        write_raw(dir.path(), &chain(2));
-        let other = Hash::digest(domain::GENESIS, &[b"another chain"]);
-        assert!(matches!(
-            ChainStore::open(dir.path(), other),
-            Err(StoreError::Corrupt { offset: 0, .. })
-        ));
-    }
-
-    #[test]
-    fn rejects_a_mismatched_certificate() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut blocks = chain(2);
-        blocks[1].1.payload.phase = Phase::Prepare;
-        write_raw(dir.path(), &blocks);
-        assert!(matches!(
-            ChainStore::open(dir.path(), genesis()),
-            Err(StoreError::Corrupt { reason, .. }) if reason.contains("certificate")
-        ));
-    }
-
-    #[test]
-    fn rejects_undecodable_records() {
-        let dir = tempfile::tempdir().unwrap();
-        Log::rewrite(&chain_path(dir.path()), &[b"not a block"]).unwrap();
-        assert!(matches!(
-            ChainStore::open(dir.path(), genesis()),
-            Err(StoreError::Corrupt { reason, .. }) if reason.contains("not a stored block")
-        ));
-    }
-
-    #[test]
-    fn append_refuses_what_would_not_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let blocks = chain(3);
-        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        let (b, c) = blocks[1].clone();
-        assert!(matches!(
-            store.append(b, c),
-            Err(StoreError::Rejected { .. })
-        ));
-        let (b, c) = block(1, Hash([9; 32]));
-        assert!(matches!(
-            store.append(b, c),
-            Err(StoreError::Rejected { .. })
-        ));
+        let refused = |r| matches!(r, Err(StoreError::Rejected { .. }));
+        assert!(refused(append(&mut store, &blocks[1], false)), "a gap");
+        assert!(
+            refused(append(&mut store, &block(1, Hash([9; 32])), false)),
+            "a wrong link"
+        );
+        let (b, mut c) = blocks[0].clone();
+        c.payload.phase = Phase::Prepare;
+        assert!(refused(append(&mut store, &(b, c), false)), "not a commit");
+        let (b, c) = &blocks[0];
+        let wrong_count = store.append(&Commit {
+            block: b,
+            certificate: c,
+            results: &[],
+            state_root: root(1),
+            snapshot: None,
+        });
+        assert!(refused(wrong_count), "an outcome missing");
         assert_eq!(store.height(), 0);
-        assert_eq!(fs::metadata(chain_path(dir.path())).unwrap().len(), 0);
+        assert_eq!(store.block(1).unwrap(), None);
     }
 
     #[test]
-    fn flipped_byte_is_corrupt() {
+    fn another_chain_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        for (b, c) in chain(3) {
-            store.append(b, c).unwrap();
+        append(&mut store, &chain(1)[0], false).unwrap();
+        drop(store);
+        let other = Hash::digest(domain::GENESIS, &[b"another chain"]);
+        match ChainStore::open(dir.path(), other) {
+            Err(StoreError::Corrupt { reason, .. }) => assert!(reason.contains("another chain")),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_damaged_file_is_reported_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
+        for b in &chain(40) {
+            append(&mut store, b, false).unwrap();
         }
         drop(store);
-        let path = chain_path(dir.path());
-        let mut bytes = fs::read(&path).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0xFF;
-        fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            ChainStore::open(dir.path(), genesis()),
-            Err(StoreError::Corrupt { .. })
-        ));
+        let path = dir.path().join(CHAIN_FILE);
+        let clean = fs::read(&path).unwrap();
+        // Flip one byte at a time across the file: whatever it hits, the store either
+        // opens and reads back exactly what was written, or reports an error.
+        let mut refused = 0;
+        for at in (0..clean.len()).step_by(clean.len() / 64) {
+            let mut bytes = clean.clone();
+            bytes[at] ^= 0x55;
+            fs::write(&path, &bytes).unwrap();
+            match ChainStore::open(dir.path(), genesis()) {
+                Ok(store) => {
+                    let read = store.range_within(1, 40, usize::MAX);
+                    if let Ok(read) = read {
+                        assert_eq!(read, chain(40), "flipped byte {at} changed what is read");
+                    }
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused > 0, "no flipped byte was noticed");
     }
 }

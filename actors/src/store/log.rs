@@ -92,6 +92,14 @@ pub enum StoreError {
         /// The log.
         path: PathBuf,
     },
+    /// The chain database refused an operation (it reports damage it finds this way too).
+    #[error("the chain database {} failed: {source}", path.display())]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What the database said.
+        source: Box<redb::Error>,
+    },
 }
 
 impl StoreError {
@@ -236,11 +244,12 @@ impl Log {
     /// the directory. A crash at any point leaves either the old log or the new one, whole.
     /// Returns the new log, opened for appending; a handle on the old file must not be
     /// appended to afterwards (use [`Log::replace`] to swap a handle safely).
+    #[cfg(test)]
     pub fn rewrite(path: &Path, bodies: &[&[u8]]) -> Result<Log, StoreError> {
         write_new(path, bodies).map_err(|(error, _)| error)
     }
 
-    /// [`Log::rewrite`]s this log's file with `bodies` and continues on the new file. If the
+    /// Rewrites this log's file with `bodies` (as `Log::rewrite` does) and continues on the new file. If the
     /// rewrite fails before its rename, this log is unchanged and still usable; if it fails
     /// after (the directory could not be synced, so which file survives a crash is unknown),
     /// appends are refused from then on and the node must restart to reopen the log.
@@ -262,17 +271,14 @@ impl Log {
         }
     }
 
-    /// The file this log lives in.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The length in bytes of the records written so far.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.len
     }
 
     /// Whether the log holds no records.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

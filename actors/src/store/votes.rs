@@ -101,13 +101,9 @@ impl VoteStore {
     }
 
     /// How many records the log holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.records.len()
-    }
-
-    /// Whether the log holds no records.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
     }
 
     /// For each record, whether a prune now would keep it.
