@@ -76,3 +76,97 @@ pub fn recover(dir: &Path, genesis: &Genesis, snapshot_every: u64) -> Result<(Ch
     }
     Ok((chain, ledger))
 }
+
+#[cfg(test)]
+mod tests {
+    use almagill::block::{Block, Proposal};
+    use almagill::certificate::{Certificate, CommitCertificate, Phase, VoteTarget};
+    use almagill::crypto::{Hash, Keypair};
+    use almagill::encoding;
+    use almagill_testkit::GenesisBuilder;
+
+    use super::*;
+    use crate::store::Log;
+
+    fn genesis() -> Genesis {
+        let validator = Keypair::from_seed([1; 32]).address();
+        GenesisBuilder::new("recover-test")
+            .account("v", validator, 10, 5)
+            .build()
+    }
+
+    /// `n` empty blocks linked from `genesis`, each with an (unsigned) commit certificate.
+    fn chain(genesis: &Genesis, n: u64) -> Vec<(Block, CommitCertificate)> {
+        let proposer = Keypair::from_seed([1; 32]).address();
+        let mut prev = genesis.hash();
+        (1..=n)
+            .map(|height| {
+                let proposal = Proposal::new(height, height, height, proposer, Vec::new());
+                let target = VoteTarget {
+                    phase: Phase::Commit,
+                    height,
+                    view: height,
+                    digest: proposal.digest(),
+                };
+                let block = Block::new(proposal, prev);
+                prev = block.hash();
+                (block, Certificate::new(target, Vec::new()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_old_chain_log_moves_into_the_database_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = genesis();
+        let blocks = chain(&genesis, 7);
+        let bodies: Vec<Vec<u8>> = blocks.iter().map(encoding::encode).collect();
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        Log::rewrite(&dir.path().join(legacy::LEGACY_FILE), &refs).unwrap();
+
+        let (chain, ledger) = recover(dir.path(), &genesis, 3).unwrap();
+        assert_eq!((chain.height(), ledger.height()), (7, 7));
+        assert_eq!(chain.tip_hash(), blocks[6].0.hash());
+        assert!(!dir.path().join(legacy::LEGACY_FILE).exists());
+        assert!(dir.path().join(legacy::MIGRATED_FILE).exists());
+        let snapshot = chain.latest_snapshot().unwrap().unwrap().0;
+        assert_eq!(snapshot.height, 6, "snapshots are taken as the blocks move");
+        drop(chain);
+
+        // Started again: from the snapshot at 6, block 7 executed again, nothing migrated.
+        let (chain, mut again) = recover(dir.path(), &genesis, 3).unwrap();
+        assert_eq!(chain.height(), 7);
+        assert_eq!(again.state_root(), chain.state_root(7).unwrap().unwrap());
+    }
+
+    #[test]
+    fn a_state_root_that_execution_does_not_give_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = genesis();
+        let mut store = ChainStore::open(dir.path(), genesis.hash()).unwrap();
+        let mut ledger = Ledger::from_genesis(&genesis);
+        for (i, (block, certificate)) in chain(&genesis, 3).iter().enumerate() {
+            let outcome = ledger.apply_block(block).unwrap();
+            let state_root = if i == 1 {
+                Hash([9; 32])
+            } else {
+                outcome.state_root
+            };
+            store
+                .append(&Commit {
+                    block,
+                    certificate,
+                    results: &outcome.results,
+                    state_root,
+                    snapshot: None,
+                })
+                .unwrap();
+        }
+        drop(store);
+        let error = recover(dir.path(), &genesis, 100).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("another state root"),
+            "{error:#}"
+        );
+    }
+}
