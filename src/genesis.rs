@@ -49,6 +49,9 @@ pub struct ConsensusParams {
     pub view_timeout_ms: u64,
     /// The pause between a leader's proposals when there is nothing to wait for.
     pub block_interval_ms: u64,
+    /// With no transactions waiting, the least time between a block and the empty block
+    /// after it, so that an idle chain does not grow a block every `block_interval_ms`.
+    pub idle_block_interval_ms: u64,
     /// Most transactions in one block.
     pub max_block_txs: u32,
     /// How many blocks may be in flight at once (the pBFT watermark window).
@@ -62,6 +65,7 @@ impl Default for ConsensusParams {
         ConsensusParams {
             view_timeout_ms: 2_000,
             block_interval_ms: 200,
+            idle_block_interval_ms: 1_000,
             max_block_txs: 2_000,
             window: 4,
             checkpoint_interval: 10,
@@ -201,6 +205,7 @@ impl Genesis {
             ("epoch_length", self.epoch_length),
             ("consensus.view_timeout_ms", c.view_timeout_ms),
             ("consensus.block_interval_ms", c.block_interval_ms),
+            ("consensus.idle_block_interval_ms", c.idle_block_interval_ms),
             ("consensus.window", c.window),
             ("consensus.checkpoint_interval", c.checkpoint_interval),
         ] {
@@ -232,6 +237,14 @@ impl Genesis {
             return Err(invalid(
                 "consensus.view_timeout_ms must be above zero".into(),
             ));
+        }
+        if c.idle_block_interval_ms < c.block_interval_ms
+            || c.idle_block_interval_ms.saturating_mul(2) > c.view_timeout_ms
+        {
+            return Err(invalid(format!(
+                "consensus.idle_block_interval_ms {} must be at least consensus.block_interval_ms {} and at most half of consensus.view_timeout_ms {}: an idle leader must propose well before its view times out",
+                c.idle_block_interval_ms, c.block_interval_ms, c.view_timeout_ms
+            )));
         }
         if c.checkpoint_interval
             .saturating_mul(2)

@@ -991,8 +991,8 @@ fn huge_genesis_lengths_refused() {
     let bytes = encoding::encode(&g);
     // The chain id's length comes first.
     assert_huge_lengths_refused::<Genesis>(&[], &bytes[8..]);
-    // After the chain id: time (8), min stake (16), epoch (8), consensus (36).
-    let accounts_at = 8 + g.chain_id.len() + 8 + 16 + 8 + 36;
+    // After the chain id: time (8), min stake (16), epoch (8), consensus (44).
+    let accounts_at = 8 + g.chain_id.len() + 8 + 16 + 8 + 44;
     assert_eq!(&bytes[accounts_at..accounts_at + 8], &1u64.to_le_bytes());
     assert_huge_lengths_refused::<Genesis>(&bytes[..accounts_at], &bytes[accounts_at + 8..]);
     assert_huge_lengths_refused::<Genesis>(&bytes[..accounts_at + 8], &bytes[accounts_at + 16..]);

@@ -378,7 +378,7 @@ fn genesis_window_of_blocks_too_large_for_a_message_rejected() {
 }
 
 /// Other rule breaks: zero minimum stake, zero epoch length, window or checkpoint
-/// interval, zero view timeout, a block size over the cap, a bad account name, and
+/// interval, zero view timeout, an idle interval outside its bounds, a block size over the cap, a bad account name, and
 /// integers TOML could not write back.
 #[test]
 fn genesis_other_rules_enforced() {
@@ -398,6 +398,15 @@ fn genesis_other_rules_enforced() {
     assert_invalid(
         &genesis_toml(TOP, Some("view_timeout_ms = 0"), &accounts),
         "view_timeout_ms",
+    );
+    // The idle interval lies between the block interval and half the view timeout.
+    assert_invalid(
+        &genesis_toml(TOP, Some("idle_block_interval_ms = 199"), &accounts),
+        "idle_block_interval_ms 199 must be at least consensus.block_interval_ms 200",
+    );
+    assert_invalid(
+        &genesis_toml(TOP, Some("idle_block_interval_ms = 1001"), &accounts),
+        "at most half of consensus.view_timeout_ms 2000",
     );
     assert_invalid(
         &genesis_toml(TOP, Some("max_block_txs = 10001"), &accounts),

@@ -150,6 +150,9 @@ pub struct Pbft {
     pending_batch: Option<(u64, u64)>,
     /// When the propose timer is due, if set.
     propose_due: Option<u64>,
+    /// An empty batch came back before the idle interval was up: the mempool is asked
+    /// again no sooner than this.
+    next_poll_at: u64,
     /// Checkpoint votes by height: signer to (state root, signature).
     checkpoints: BTreeMap<u64, BTreeMap<Address, (Hash, Signature)>>,
     /// The latest verified view change of each validator, with its bodies.
@@ -214,6 +217,7 @@ impl Pbft {
             last_proposal_at: now,
             pending_batch: None,
             propose_due: None,
+            next_poll_at: now,
             checkpoints: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             new_view: None,

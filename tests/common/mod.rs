@@ -379,6 +379,7 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
         1u32..=almagill::genesis::MAX_BLOCK_TXS,
         any::<u64>(),
         prop_oneof![1u64..=40, 1u64..=almagill::genesis::MAX_TXS_IN_WINDOW / 2],
+        any::<u64>(),
     );
     let accounts = vec(
         (
@@ -400,8 +401,13 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
     )
         .prop_map(
             |(chain_id, genesis_time_ms, min_stake, extra_intervals, params, accounts)| {
-                let (view_timeout_ms, block_interval_ms, max_block_txs, window, checkpoint) =
+                let (view_timeout_ms, block_interval_ms, max_block_txs, window, checkpoint, idle) =
                     params;
+                // block interval <= idle interval <= half the view timeout.
+                let half_timeout = view_timeout_ms / 2;
+                let block_interval_ms = block_interval_ms % (half_timeout + 1);
+                let idle_block_interval_ms =
+                    block_interval_ms + idle % (half_timeout - block_interval_ms + 1);
                 // The window is 1 to twice the checkpoint interval (capped at 64); the
                 // epoch is a whole number of intervals that TOML can still write.
                 let window = 1 + window % (2 * checkpoint).min(64);
@@ -437,6 +443,7 @@ pub fn arb_genesis() -> impl Strategy<Value = Genesis> {
                     consensus: ConsensusParams {
                         view_timeout_ms,
                         block_interval_ms,
+                        idle_block_interval_ms,
                         max_block_txs,
                         window,
                         checkpoint_interval: checkpoint,

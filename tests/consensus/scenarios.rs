@@ -290,6 +290,65 @@ fn pipelining_raises_throughput() {
     );
 }
 
+/// Blocks every honest node committed in ten seconds of virtual time (4 validators, 20-30
+/// ms delays), with `rate` transfers a second offered (none: an idle chain), and the least
+/// gap between an empty block's time and the block's before it on node 0's chain.
+fn ten_seconds(rate: u64) -> (u64, Option<u64>) {
+    let mut world = World::new(22, &Setup::equal(4));
+    world.faults = NetFaults {
+        delay: (20, 30),
+        drop: 0.0,
+        duplicate: 0.0,
+    };
+    if rate > 0 {
+        world.start_workload(rate);
+    }
+    world.run_until(10_000);
+    world.assert_chains_agree();
+    let times: Vec<(u64, bool)> = world.nodes[0]
+        .chain
+        .iter()
+        .map(|(b, ..)| (b.header.proposal.timestamp_ms, b.txs.is_empty()))
+        .collect();
+    let least_empty_gap = times
+        .windows(2)
+        .filter(|pair| pair[1].1)
+        .map(|pair| pair[1].0 - pair[0].0)
+        .min();
+    (world.min_honest_height(), least_empty_gap)
+}
+
+/// An idle chain stays small: with nothing to carry, a leader proposes an empty block only
+/// once the idle interval (200 ms here) has passed since the block below it, so ten seconds
+/// hold at most 51 blocks, and the chain still moves; with transfers waiting, blocks follow
+/// each other at the block interval as before.
+///
+/// Mutation caught: `on_batch` proposing an empty batch at once (no idle wait) — 173 blocks
+/// in ten idle seconds, least gap 51 ms.
+#[test]
+fn an_idle_chain_proposes_at_the_idle_interval() {
+    let idle = Setup::equal(4).params.idle_block_interval_ms;
+    let (idle_blocks, least_gap) = ten_seconds(0);
+    let (busy_blocks, _) = ten_seconds(500);
+    eprintln!(
+        "blocks in 10 s of virtual time: idle {idle_blocks} (least gap {least_gap:?} ms), \
+         500 transfers/s {busy_blocks}"
+    );
+    assert!(
+        least_gap.is_some_and(|gap| gap >= idle),
+        "an empty block came {least_gap:?} ms after the one below it; the idle interval is \
+         {idle} ms"
+    );
+    assert!(
+        (40..=51).contains(&idle_blocks),
+        "{idle_blocks} idle blocks"
+    );
+    assert!(
+        busy_blocks >= 2 * idle_blocks,
+        "with transfers waiting only {busy_blocks} blocks, idle {idle_blocks}"
+    );
+}
+
 /// Validator-set changes take effect at epoch boundaries: a validator that unstakes
 /// everything in epoch 0 is gone from the set of epoch 2 on, signs no certificate there, and
 /// the others go on committing through the change (the window drains at each epoch's end).

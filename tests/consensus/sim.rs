@@ -172,6 +172,7 @@ impl Setup {
             params: ConsensusParams {
                 view_timeout_ms: 400,
                 block_interval_ms: 30,
+                idle_block_interval_ms: 200,
                 max_block_txs: 50,
                 window: 4,
                 checkpoint_interval: 4,

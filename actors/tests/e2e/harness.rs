@@ -37,6 +37,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// The view timeout written into the tests' genesis (the testnet default is 2000 ms), so
 /// view changes after a crash take less wall time.
 pub const VIEW_TIMEOUT_MS: u64 = 1000;
+/// The idle interval that goes with it: at most half the view timeout.
+pub const IDLE_BLOCK_INTERVAL_MS: u64 = 500;
 
 /// Log lines of each node shown when a test fails.
 const LOG_TAIL: usize = 20;
@@ -457,6 +459,7 @@ impl Net {
         let text = fs::read_to_string(&path).expect("genesis.toml is written");
         let mut genesis = Genesis::from_toml(&text).unwrap_or_else(|e| panic!("genesis: {e}"));
         genesis.consensus.view_timeout_ms = VIEW_TIMEOUT_MS;
+        genesis.consensus.idle_block_interval_ms = IDLE_BLOCK_INTERVAL_MS;
         if let Some(epoch_length) = epoch_length {
             genesis.epoch_length = epoch_length;
         }

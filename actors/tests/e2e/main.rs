@@ -47,6 +47,7 @@ mod clients;
 mod crashes;
 mod full_nodes;
 mod hostile;
+mod idle;
 mod localnet;
 mod metrics;
 mod peer_surface;

@@ -304,7 +304,8 @@ impl Pbft {
         }
         let due = self
             .last_proposal_at
-            .saturating_add(self.cfg.params.block_interval_ms);
+            .saturating_add(self.cfg.params.block_interval_ms)
+            .max(self.next_poll_at);
         if self.now < due {
             if self.propose_due != Some(due) {
                 self.propose_due = Some(due);
@@ -347,10 +348,21 @@ impl Pbft {
         let mut seen = HashSet::new();
         txs.retain(|tx| seen.insert(tx.hash()));
         txs.truncate(self.cfg.params.max_block_txs as usize);
-        let after = self
-            .previous_timestamp(height)
-            .unwrap_or(0)
-            .saturating_add(1);
+        let previous = self.previous_timestamp(height);
+        if txs.is_empty() {
+            // Nothing waits: an empty block only once the idle interval is up; until then
+            // the mempool is asked again every block interval (at least every millisecond).
+            let idle_due = previous.map_or(self.now, |t| {
+                t.saturating_add(self.cfg.params.idle_block_interval_ms)
+            });
+            if self.now < idle_due {
+                let poll = self.cfg.params.block_interval_ms.max(1);
+                self.next_poll_at = self.now.saturating_add(poll).min(idle_due);
+                self.maybe_propose();
+                return;
+            }
+        }
+        let after = previous.unwrap_or(0).saturating_add(1);
         let proposal = Proposal::new(height, view, self.now.max(after), me, txs);
         let digest = proposal.digest();
         let Some(vote) = self.sign_vote(VoteTarget {
