@@ -56,39 +56,7 @@ pub enum Command {
     /// The network is written into a temporary directory and started; pre-signed transfers
     /// are offered open-loop to every node's admin port, and a transfer's commit time is
     /// when node 0's BLOCK first lists it.
-    Bench {
-        /// How many validators.
-        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
-        validators: u16,
-        /// Transfers offered per second, over all nodes.
-        #[arg(long, value_name = "TX_PER_S", default_value_t = 2000)]
-        rate: u64,
-        /// Seconds measured, after the warm-up.
-        #[arg(long, value_name = "S", default_value_t = 20)]
-        duration: u64,
-        /// Seconds of load before measuring.
-        #[arg(long, value_name = "S", default_value_t = 3)]
-        warmup: u64,
-        /// Funded accounts sending transfers (at least 2).
-        #[arg(long, value_name = "N", default_value_t = 16)]
-        accounts: u16,
-        /// The network's base port (peers base+i, admin base+100+i, metrics base+200+i).
-        #[arg(long, value_name = "PORT", default_value_t = 27000)]
-        base_port: u16,
-        /// Write per-second figures (offered, committed, p50, p99) to this CSV file.
-        #[arg(long, value_name = "FILE")]
-        csv: Option<PathBuf>,
-        /// Kill the last validator when measuring begins (the others take all the load).
-        #[arg(long)]
-        kill_one: bool,
-        /// Run each of these offered rates in turn, each on a fresh network, instead of
-        /// --rate (e.g. 1000,2000,4000).
-        #[arg(long, value_name = "RATES", value_delimiter = ',')]
-        sweep: Vec<u64>,
-        /// With --sweep, write a plot of latency against throughput to this SVG file.
-        #[arg(long, value_name = "FILE", requires = "sweep")]
-        svg: Option<PathBuf>,
-    },
+    Bench(crate::commands::bench::Plan),
     /// Make an ed25519 key and print its address.
     Keygen {
         /// Write the key here (mode 0600); it must not exist yet.

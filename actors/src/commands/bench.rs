@@ -24,28 +24,44 @@ use serde_json::Value;
 use super::plot;
 use crate::files;
 
-/// What a run is asked to do.
+/// What a run is asked to do: the `bench` command's options.
+#[derive(Debug, clap::Args)]
 pub struct Plan {
-    /// Validators in the network.
+    /// How many validators.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub validators: u16,
     /// Transfers offered per second, over all nodes.
+    #[arg(long, value_name = "TX_PER_S", default_value_t = 2000)]
     pub rate: u64,
     /// Seconds measured, after the warm-up.
+    #[arg(long, value_name = "S", default_value_t = 20)]
     pub duration: u64,
-    /// Seconds of load before measuring starts.
+    /// Seconds of load before measuring.
+    #[arg(long, value_name = "S", default_value_t = 3)]
     pub warmup: u64,
-    /// Funded accounts sending the transfers.
+    /// Funded accounts sending transfers (at least 2).
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub accounts: u16,
-    /// The network's base port.
+    /// The network's base port (peers base+i, admin base+100+i, metrics base+200+i).
+    #[arg(long, value_name = "PORT", default_value_t = 27000)]
     pub base_port: u16,
-    /// Where to write the per-second CSV, if anywhere.
+    /// Write per-second figures (offered, committed, p50, p99) to this CSV file.
+    #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Kill the last validator (SIGKILL) when measuring starts; no load is sent to it.
+    /// Kill the last validator when measuring begins (the others take all the load).
+    #[arg(long)]
     pub kill_one: bool,
-    /// Offered rates to run one after another (each on a fresh network) instead of `rate`.
+    /// Run each of these offered rates in turn, each on a fresh network, instead of
+    /// --rate (e.g. 1000,2000,4000).
+    #[arg(long, value_name = "RATES", value_delimiter = ',')]
     pub sweep: Vec<u64>,
-    /// Where to write the sweep's plot of latency against throughput, if anywhere.
+    /// With --sweep, write a plot of latency against throughput to this SVG file.
+    #[arg(long, value_name = "FILE", requires = "sweep")]
     pub svg: Option<PathBuf>,
+    /// Write the network into this directory (which must not exist) instead of a
+    /// temporary one, and leave it there, nodes stopped: a long chain to restart a node on.
+    #[arg(long, value_name = "DIR", conflicts_with = "sweep")]
+    pub keep: Option<PathBuf>,
 }
 
 /// What one run measured.
@@ -74,6 +90,7 @@ pub fn run(plan: &Plan) -> Result<()> {
             csv: None,
             sweep: Vec::new(),
             svg: None,
+            keep: None,
             ..*plan
         };
         let outcome = run_one(&one)?;
@@ -114,14 +131,26 @@ fn run_one(plan: &Plan) -> Result<Outcome> {
     if plan.kill_one && plan.validators < 4 {
         bail!("--kill-one needs at least 4 validators, so that the others keep a quorum");
     }
-    let dir = std::env::temp_dir().join(format!("almagill-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = match &plan.keep {
+        Some(dir) if dir.exists() => bail!("--keep {} already exists", dir.display()),
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = std::env::temp_dir().join(format!("almagill-bench-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            dir
+        }
+    };
     let names: Vec<String> = (0..plan.accounts).map(|i| format!("bench{i}")).collect();
     super::testnet::run(plan.validators, &dir, plan.base_port, &names)?;
     let mut nodes = Nodes::start(&dir, plan.validators)?;
     let result = measure(plan, &dir, &names, &mut nodes);
     nodes.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    match &plan.keep {
+        Some(dir) => println!("bench: the network is kept in {}", dir.display()),
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
     result
 }
 
@@ -185,23 +214,64 @@ impl Nodes {
             .collect()
     }
 
-    /// Resident memory of each node, in MB.
-    fn rss_mb(&self) -> Vec<f64> {
-        self.children
-            .iter()
-            .map(|c| {
-                std::fs::read_to_string(format!("/proc/{}/status", c.id()))
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find_map(|l| l.strip_prefix("VmRSS:"))
-                            .and_then(|v| v.split_whitespace().next())
-                            .and_then(|v| v.parse::<f64>().ok())
-                    })
-                    .map_or(0.0, |kib| kib / 1024.0)
-            })
-            .collect()
+    /// The nodes' process ids.
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
     }
+}
+
+/// Resident memory of each process, in MB (0 for one that is gone).
+fn rss_mb(pids: &[u32]) -> Vec<f64> {
+    pids.iter()
+        .map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.split_whitespace().next())
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+                .map_or(0.0, |kib| kib / 1024.0)
+        })
+        .collect()
+}
+
+/// Samples the nodes' RSS once a second until `stop`: (seconds since `from`, MB per node).
+fn sample_rss(pids: &[u32], from: Instant, stop: &AtomicBool) -> Vec<(f64, Vec<f64>)> {
+    let mut samples = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let at = Instant::now();
+        if at >= from {
+            samples.push(((at - from).as_secs_f64(), rss_mb(pids)));
+        }
+        thread::sleep(Duration::from_secs(1));
+    }
+    samples
+}
+
+/// Per node: RSS at the window's middle, at its end, the most seen, and the growth over
+/// the second half in percent — what a soak run is judged by.
+fn rss_summary(samples: &[(f64, Vec<f64>)], window: f64) -> String {
+    let in_window: Vec<&(f64, Vec<f64>)> = samples.iter().filter(|(t, _)| *t <= window).collect();
+    let (Some(middle), Some(end)) = (
+        in_window.iter().find(|(t, _)| *t >= window / 2.0),
+        in_window.last(),
+    ) else {
+        return "no samples".to_string();
+    };
+    let most = |node: usize| in_window.iter().map(|(_, mb)| mb[node]).fold(0.0, f64::max);
+    let nodes = middle.1.len();
+    let list = |f: &dyn Fn(usize) -> String| (0..nodes).map(f).collect::<Vec<_>>().join(" ");
+    format!(
+        "at {:.0} s: {}; at {:.0} s: {}; most: {}; second-half growth %: {}",
+        middle.0,
+        list(&|i| format!("{:.0}", middle.1[i])),
+        end.0,
+        list(&|i| format!("{:.0}", end.1[i])),
+        list(&|i| format!("{:.0}", most(i))),
+        list(&|i| format!("{:+.1}", (end.1[i] / middle.1[i].max(1e-9) - 1.0) * 100.0)),
+    )
 }
 
 /// User plus system CPU seconds of a process, from its `/proc/<pid>/stat`.
@@ -320,6 +390,11 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     let client_cpu = process_cpu_seconds("/proc/self/stat");
     let cpu_before = nodes.cpu_seconds();
     let t0 = Instant::now() + Duration::from_millis(100);
+    let window_start = t0 + Duration::from_secs(plan.warmup);
+    let sampler = {
+        let (stop, pids) = (stop.clone(), nodes.pids());
+        thread::spawn(move || sample_rss(&pids, window_start, &stop))
+    };
     let mut senders = Vec::new();
     let mut sent_lists = Vec::new();
     for (node, lines) in per_node.into_iter().enumerate() {
@@ -331,7 +406,6 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
             drive(address, lines, rate, t0, &sent)
         }));
     }
-    let window_start = t0 + Duration::from_secs(plan.warmup);
     if plan.kill_one {
         thread::sleep(window_start.saturating_duration_since(Instant::now()));
         nodes.kill_last();
@@ -367,6 +441,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     }
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
+    let rss_samples = sampler.join().unwrap_or_default();
     let committed = committed
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -412,7 +487,10 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
             }
         })
         .collect();
-    let rss: Vec<String> = nodes.rss_mb().iter().map(|m| format!("{m:.0}")).collect();
+    let rss: Vec<String> = rss_mb(&nodes.pids())
+        .iter()
+        .map(|m| format!("{m:.0}"))
+        .collect();
     println!(
         "bench: committed {:.0} tx/s ({done} of those offered in the {window:.1} s window; {refused} refused)",
         done as f64 / window
@@ -429,6 +507,10 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
          the bench client used {client_cpu:.1} CPU s",
         cpu.join(" "),
         rss.join(" ")
+    );
+    println!(
+        "bench: RSS MB per node over the window, {}",
+        rss_summary(&rss_samples, window)
     );
     if let Some(path) = &plan.csv {
         let mut csv = String::from("second,offered,committed,p50_ms,p99_ms\n");

@@ -1,6 +1,6 @@
 //! One module per subcommand.
 
-mod bench;
+pub mod bench;
 mod keygen;
 mod localnet;
 mod plot;
@@ -42,28 +42,6 @@ pub fn run(command: Command) -> Result<()> {
             crate::node::run(loaded)
         }
         Command::Localnet { dir } => localnet::run(&dir),
-        Command::Bench {
-            validators,
-            rate,
-            duration,
-            warmup,
-            accounts,
-            base_port,
-            csv,
-            kill_one,
-            sweep,
-            svg,
-        } => bench::run(&bench::Plan {
-            validators,
-            rate,
-            duration,
-            warmup,
-            accounts,
-            base_port,
-            csv,
-            kill_one,
-            sweep,
-            svg,
-        }),
+        Command::Bench(plan) => bench::run(&plan),
     }
 }

@@ -223,6 +223,11 @@ fn a_low_file_limit_costs_no_spin_and_no_vote_log_error() {
     let n = connections_allowed(wanted, 200);
     let all = [0, 1, 2, 3];
     let mut net = Net::create(4, None);
+    // Blocks at the block interval even when idle, so that the vote log reaches its
+    // pruning batch (256 records) within the deadline.
+    let mut params = net.genesis.consensus.clone();
+    params.idle_block_interval_ms = params.block_interval_ms;
+    net.set_consensus(params);
     net.start_with_file_limit(0, 1024);
     for i in 1..4 {
         net.start(i);

@@ -18,7 +18,7 @@ use almagill::amount::Amount;
 use almagill::config::NodeConfigFile;
 use almagill::crypto::{Address, Keypair};
 use almagill::encoding;
-use almagill::genesis::Genesis;
+use almagill::genesis::{ConsensusParams, Genesis};
 use almagill::tx::{TxBody, TxKind};
 use almagill_testkit::Rng;
 use serde_json::Value;
@@ -476,6 +476,17 @@ impl Net {
             conns: Mutex::new((0..n).map(|_| None).collect()),
             tmp,
         }
+    }
+
+    /// Replaces the consensus parameters of a network not started yet, and rewrites its
+    /// genesis file.
+    pub fn set_consensus(&mut self, params: ConsensusParams) {
+        self.genesis.consensus = params;
+        self.genesis
+            .validate()
+            .unwrap_or_else(|e| panic!("consensus parameters {:?}: {e}", self.genesis.consensus));
+        fs::write(self.dir().join("genesis.toml"), self.genesis.to_toml())
+            .expect("genesis.toml is writable");
     }
 
     /// The network directory (`genesis.toml`, `node<i>.toml`, `keys/`, `data/`).

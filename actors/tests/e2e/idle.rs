@@ -1,7 +1,6 @@
 //! An idle network stays small: with nothing to carry, blocks come at the genesis idle
 //! interval, not at the block interval.
 
-use std::fs;
 use std::time::Instant;
 
 use almagill::genesis::ConsensusParams;
@@ -17,11 +16,7 @@ const ALL: [usize; 4] = [0, 1, 2, 3];
 #[test]
 fn an_idle_network_commits_at_most_one_block_a_second() {
     let mut net = Net::create(4, None);
-    net.genesis.consensus = ConsensusParams::default();
-    net.genesis
-        .validate()
-        .unwrap_or_else(|e| panic!("default consensus parameters: {e}"));
-    fs::write(net.dir().join("genesis.toml"), net.genesis.to_toml()).expect("genesis written");
+    net.set_consensus(ConsensusParams::default());
     for i in ALL {
         net.start(i);
     }
