@@ -51,7 +51,8 @@ struct StoredBlock {
     certificate: CommitCertificate,
 }
 
-/// Where a transaction was committed and what it did.
+/// Where a transaction was committed and what it did: where it was applied, if it was;
+/// else its last failed inclusion.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct TxRecord {
     /// The block's height.
@@ -214,12 +215,28 @@ impl ChainStore {
                 .db(&self.path)?;
             let mut txs = txn.open_table(TXS).db(&self.path)?;
             for (position, (tx, result)) in block.txs.iter().zip(commit.results).enumerate() {
+                let hash = tx.hash();
+                // A transaction applied once keeps that record: included again (a replay,
+                // which fails on its used nonce) it must not read as failed. A failed one
+                // changed nothing, so a later inclusion may apply it, and replaces it.
+                let applied = match txs.get(hash.0.as_slice()).db(&self.path)? {
+                    Some(old) => encoding::decode::<TxRecord>(old.value())
+                        .map_err(|e| {
+                            StoreError::corrupt(&self.path, 0, format!("transaction {hash}: {e}"))
+                        })?
+                        .result
+                        .is_ok(),
+                    None => false,
+                };
+                if applied {
+                    continue;
+                }
                 let record = TxRecord {
                     height,
                     position: position as u32,
                     result: result.clone(),
                 };
-                txs.insert(tx.hash().0.as_slice(), encoding::encode(&record).as_slice())
+                txs.insert(hash.0.as_slice(), encoding::encode(&record).as_slice())
                     .db(&self.path)?;
             }
             txn.open_table(ROOTS)
@@ -439,7 +456,7 @@ mod tests {
     use almagill::certificate::{Certificate, VoteTarget};
     use almagill::crypto::{domain, Address, Keypair};
     use almagill::ledger::Account;
-    use almagill::tx::{TxBody, TxKind};
+    use almagill::tx::{Transaction, TxBody, TxKind};
 
     use super::*;
 
@@ -552,6 +569,83 @@ mod tests {
             })
         );
         assert_eq!(store.tx(&Hash([0; 32])).unwrap(), None);
+    }
+
+    /// A block at `height` on top of `prev` holding `txs`, with an (unsigned) commit
+    /// certificate for it.
+    fn block_of(height: u64, prev: Hash, txs: Vec<Transaction>) -> (Block, CommitCertificate) {
+        let proposer = Keypair::from_seed([1; 32]).address();
+        let proposal = Proposal::new(height, height, 1_000 * height, proposer, txs);
+        let target = VoteTarget {
+            phase: Phase::Commit,
+            height,
+            view: height,
+            digest: proposal.digest(),
+        };
+        (
+            Block::new(proposal, prev),
+            Certificate::new(target, Vec::new()),
+        )
+    }
+
+    #[test]
+    fn a_transaction_included_again_keeps_the_record_where_it_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
+        let key = Keypair::from_seed([3; 32]);
+        let tx = TxBody {
+            from: key.address(),
+            nonce: 0,
+            kind: TxKind::Transfer {
+                to: Address([7; 32]),
+                amount: 1,
+            },
+        }
+        .sign(&key, "test");
+        let hash = tx.hash();
+        let stale = TxError::BadNonce {
+            expected: 1,
+            got: 0,
+        };
+        let short = TxError::InsufficientFunds {
+            available: 0,
+            needed: 1,
+        };
+        // Failed at 1 (no funds yet), applied at 2, included again at 3 and 4 (a replay).
+        let outcomes = [Err(short.clone()), Ok(()), Err(stale.clone()), Err(stale)];
+        let mut prev = genesis();
+        for (i, result) in outcomes.into_iter().enumerate() {
+            let height = i as u64 + 1;
+            let (block, certificate) = block_of(height, prev, vec![tx.clone()]);
+            prev = block.hash();
+            store
+                .append(&Commit {
+                    block: &block,
+                    certificate: &certificate,
+                    results: std::slice::from_ref(&result),
+                    state_root: root(height),
+                    snapshot: None,
+                })
+                .unwrap();
+            let expected = if height == 1 {
+                TxRecord {
+                    height: 1,
+                    position: 0,
+                    result: Err(short.clone()),
+                }
+            } else {
+                TxRecord {
+                    height: 2,
+                    position: 0,
+                    result: Ok(()),
+                }
+            };
+            assert_eq!(
+                store.tx(&hash).unwrap(),
+                Some(expected),
+                "after block {height}"
+            );
+        }
     }
 
     #[test]
