@@ -38,6 +38,11 @@ const ANSWERS_PER_PERIOD: u32 = 4;
 /// make this node do per period.
 const CHECKS_PER_PERIOD: u32 = 3;
 
+/// Catch-up replies with a wrong block each peer may send per period before it is not
+/// heard again in it. Apart from the costly checks: honest view changes spend those, and
+/// must never stop a node behind from hearing the blocks it needs.
+const REFUSALS_PER_PERIOD: u32 = 3;
+
 /// What the core needs to know about the chain and itself; fixed for its lifetime.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -171,6 +176,8 @@ pub struct Pbft {
     answers: Budget,
     /// What each validator may still make this node verify per period.
     checks: Budget,
+    /// Catch-up replies with a wrong block each peer may still send per period.
+    refusals: Budget,
     /// Blocks fetched from peers (with the peer each came from), waiting to be handed out
     /// in height order.
     fetched: BTreeMap<u64, (Address, Block, CommitCertificate)>,
@@ -226,6 +233,7 @@ impl Pbft {
             round_began: false,
             answers,
             checks: Budget::new(CHECKS_PER_PERIOD),
+            refusals: Budget::new(REFUSALS_PER_PERIOD),
             fetched: BTreeMap::new(),
             sync_to: restored.committed,
             generations: [0; 2],

@@ -290,6 +290,13 @@ impl Handler<Fetched> for ConsensusEngine {
 
     fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
         self.metrics.synced_blocks.inc_by(msg.blocks.len() as u64);
+        debug!(
+            target: "consensus",
+            from = %msg.from.short(),
+            first = msg.blocks.first().map(|(b, _)| b.height()),
+            last = msg.blocks.last().map(|(b, _)| b.height()),
+            "blocks fetched"
+        );
         let input = Input::Synced {
             from: msg.from,
             blocks: msg.blocks,

@@ -430,6 +430,7 @@ impl Handler<Fetch> for Network {
             .copied()
             .collect();
         if free.is_empty() {
+            debug!(target: "network", from = msg.from, to = msg.to, "blocks wanted; every peer is still asked");
             return;
         }
         free.sort();
@@ -442,6 +443,7 @@ impl Handler<Fetch> for Network {
             }
             let to = msg.to.min(from.saturating_add(FETCH_CHUNK - 1));
             self.asked.insert(peer, now);
+            debug!(target: "network", peer = %self.name(&peer), from, to, "asking for blocks");
             let frame = wire::encode(&Wire::GetBlocks { from, to });
             self.send(Target::One(peer), frame, Priority::Consensus);
             from = to.saturating_add(1);

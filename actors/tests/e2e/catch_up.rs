@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{pipeline, signed_transfers, wait_committed, Net, DEADLINE};
+use crate::harness::{pipeline, round_of, signed_transfers, wait_committed, Net, DEADLINE};
 
 /// Transfers per pipelined chunk, per sender.
 const CHUNK: u64 = 5_000;
@@ -14,6 +14,12 @@ const CHUNK: u64 = 5_000;
 /// 40,000 transfers in full blocks, then node 3's data directory is emptied: it reaches the
 /// loaded height and then the head (each within the harness deadline of 60 s) while the
 /// others take about 1,000 transfers a second, and no peer drops it for being slow.
+///
+/// Mutation caught: catch-up replies gated by the costly-check allowance (`on_synced`
+/// asking `checks` instead of `refusals`) — the view changes node 3 hears when it is back
+/// fail their checks (their checkpoints are in epochs it does not know yet), spend every
+/// peer's allowance, and it never takes a block: "timed out ... node3 to reach the loaded
+/// height".
 #[test]
 fn an_emptied_node_catches_up_with_a_loaded_chain() {
     catch_up_after(40_000);
@@ -28,8 +34,11 @@ fn an_emptied_node_catches_up_with_200k_transfers() {
 }
 
 /// Commits `loaded` transfers, empties node 3, and measures its catch-up under load.
+/// Epochs are 20 blocks, so that the head is several epochs past what an empty node knows:
+/// the view changes it hears then fail their checks and spend its peers' allowance, which
+/// must not stop it hearing their blocks.
 fn catch_up_after(loaded: u64) {
-    let mut net = Net::launch(4);
+    let mut net = Net::launch_with(4, Some(20));
     net.wait_height(&[0, 1, 2, 3], 2);
     // Load: alice and bob each send loaded / 2 transfers, pipelined in chunks, each chunk
     // committed before the next (the mempool holds 10,000).
@@ -53,6 +62,13 @@ fn catch_up_after(loaded: u64) {
         "catch-up: {loaded} transfers committed in {:?}, up to height {loaded_height}",
         load_started.elapsed()
     );
+    // Down a while: the others change view at each of its turns to lead, into the next
+    // epochs, and send it their view changes when it is back.
+    let round = round_of(&net.status(0));
+    net.wait_until(DEADLINE, "the others to change view 3 times", || {
+        net.try_ok(0, "STATUS")
+            .is_some_and(|s| round_of(&s) >= round + 3)
+    });
 
     // While node 3 catches up, the others keep taking about 1,000 transfers a second.
     let stop = Arc::new(AtomicBool::new(false));

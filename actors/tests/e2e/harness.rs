@@ -571,7 +571,11 @@ impl Net {
             .arg("run")
             .arg("--config")
             .arg(self.config(i))
-            .env("RUST_LOG", "info")
+            // ALMAGILL_E2E_LOG sets the nodes' RUST_LOG instead (to debug a failing test).
+            .env(
+                "RUST_LOG",
+                std::env::var("ALMAGILL_E2E_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log file clones"))
             .stderr(log)
@@ -995,9 +999,15 @@ impl Drop for Net {
             }
         }
         if std::thread::panicking() {
+            // ALMAGILL_E2E_KEEP=1 keeps a failed test's directory (configs, data, logs).
+            let kept = std::env::var_os("ALMAGILL_E2E_KEEP").is_some();
+            if kept {
+                self.tmp.disable_cleanup(true);
+            }
             eprintln!(
-                "network in {} (removed now); last log lines:\n{}",
+                "network in {} ({}); last log lines:\n{}",
                 self.tmp.path().display(),
+                if kept { "kept" } else { "removed now" },
                 self.logs_tail(LOG_TAIL)
             );
         }

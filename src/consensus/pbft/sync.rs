@@ -61,7 +61,7 @@ impl Pbft {
     /// and from a peer that has not sent too many wrong blocks this period; a block already
     /// held for a height is not replaced.
     pub(super) fn on_synced(&mut self, from: Address, blocks: Vec<(Block, CommitCertificate)>) {
-        if !self.checks.allows(&from, self.period()) {
+        if !self.refusals.allows(&from, self.period()) {
             return;
         }
         let top = self.committed.saturating_add(SYNC_BUFFER).min(self.sync_to);
@@ -95,7 +95,7 @@ impl Pbft {
                     break;
                 }
                 Fetched::Invalid => {
-                    self.checks.take(from, self.period());
+                    self.refusals.take(from, self.period());
                     self.fetched.retain(|_, (sender, _, _)| *sender != from);
                     refused = true;
                 }
