@@ -353,8 +353,15 @@ impl Pool {
     /// The transactions to propose next, at most `max`: oldest first across senders, each
     /// sender's in nonce order. A transaction in `exclude` (say, already in a block in
     /// flight) is skipped, and so is everything of its sender after it and any transfer to
-    /// an account it would have created, since those would fail without it.
-    pub fn batch(&self, max: usize, exclude: &HashSet<Hash>) -> Vec<Transaction> {
+    /// an account it would have created, since those would fail without it. A transaction
+    /// in `committed` (in a block already committed, which this pool has not heard of yet)
+    /// is only skipped: what comes after it applies.
+    pub fn batch(
+        &self,
+        max: usize,
+        exclude: &HashSet<Hash>,
+        committed: &HashSet<Hash>,
+    ) -> Vec<Transaction> {
         let mut out = Vec::new();
         // Senders whose next transaction is not in the batch: their later ones cannot be.
         let mut blocked: HashSet<Address> = HashSet::new();
@@ -363,6 +370,9 @@ impl Pool {
         for entry in self.pending.values() {
             if out.len() >= max {
                 break;
+            }
+            if committed.contains(&entry.hash) {
+                continue;
             }
             let body = &entry.tx.body;
             let skip = blocked.contains(&body.from)
@@ -383,8 +393,13 @@ impl Pool {
     /// The [`Pool::batch`] for a proposal: what `exclude` names (already in blocks in flight)
     /// and what the batch holds count as in flight until the next proposal, and are never
     /// pushed out to make room.
-    pub fn propose(&mut self, max: usize, exclude: &HashSet<Hash>) -> Vec<Transaction> {
-        let batch = self.batch(max, exclude);
+    pub fn propose(
+        &mut self,
+        max: usize,
+        exclude: &HashSet<Hash>,
+        committed: &HashSet<Hash>,
+    ) -> Vec<Transaction> {
+        let batch = self.batch(max, exclude, committed);
         self.in_flight = exclude
             .iter()
             .copied()

@@ -161,8 +161,13 @@ pub struct BatchRequest {
     pub height: u64,
     /// The most transactions a block may hold.
     pub max_txs: usize,
-    /// Hashes of transactions already in flight.
+    /// Hashes of transactions in blocks in flight: left out, and so is everything of their
+    /// senders after them (such a block may yet be replaced).
     pub exclude: Vec<Hash>,
+    /// Hashes of transactions in blocks committed above the stable checkpoint, which the
+    /// mempool may still hold (it hears of a block once it is stored): left out, never
+    /// proposed twice, without holding back their senders' later transactions.
+    pub committed: Vec<Hash>,
 }
 
 /// What a node had durably when it stopped: its chain and its own records.

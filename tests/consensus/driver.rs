@@ -81,6 +81,7 @@ fn every_action() -> Actions {
             height: 2,
             max_txs: 1,
             exclude: Vec::new(),
+            committed: Vec::new(),
         }),
         sync_request: Some((2, 3)),
     }

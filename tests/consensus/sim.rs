@@ -811,7 +811,11 @@ impl Host for SimHost<'_> {
         if self.crashed {
             return;
         }
-        let exclude: HashSet<Hash> = request.exclude.into_iter().collect();
+        let exclude: HashSet<Hash> = request
+            .exclude
+            .into_iter()
+            .chain(request.committed)
+            .collect();
         let txs: Vec<Transaction> = self.world.nodes[self.i]
             .mempool
             .iter()

@@ -141,7 +141,8 @@ impl Handler<RequestBatch> for Mempool {
 
     fn handle(&mut self, msg: RequestBatch, _: &mut Context<Self>) {
         let exclude: HashSet<Hash> = msg.0.exclude.into_iter().collect();
-        let txs = self.pool.propose(msg.0.max_txs, &exclude);
+        let committed: HashSet<Hash> = msg.0.committed.into_iter().collect();
+        let txs = self.pool.propose(msg.0.max_txs, &exclude, &committed);
         self.batches.do_send(Batch {
             height: msg.0.height,
             txs,

@@ -317,13 +317,20 @@ impl Pbft {
         let exclude = self
             .slots
             .range(self.committed + 1..)
-            .filter_map(|(_, s)| s.proposal.as_ref())
-            .flat_map(|(_, p)| p.txs.iter().map(|tx| tx.hash()))
+            .filter_map(|(_, s)| s.proposal.as_ref().map(|(_, p)| p))
+            .flat_map(|p| p.txs.iter().map(Transaction::hash))
+            .collect();
+        let committed = self
+            .slots
+            .range(..=self.committed)
+            .filter_map(|(_, s)| s.committed.as_ref().map(|(_, p)| p))
+            .flat_map(|p| p.txs.iter().map(Transaction::hash))
             .collect();
         self.actions.batch_request = Some(BatchRequest {
             height,
             max_txs: self.cfg.params.max_block_txs as usize,
             exclude,
+            committed,
         });
     }
 
