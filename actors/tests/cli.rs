@@ -205,6 +205,10 @@ fn bad_input_gives_one_clear_line() {
         ),
         format!("tx transfer --key {alice} --to bob --amount 1 --nonce 0 --genesis {node0}"),
         format!("tx transfer --key {alice} --to bob --amount 1 --nonce 0 --genesis {junk}"),
+        "bench --rate 0".into(),
+        "bench --accounts 1".into(),
+        "bench --keep x --sweep 1000,2000".into(),
+        format!("bench --keep {}", tmp.path().display()),
     ];
     for case in &cases {
         let args: Vec<&str> = case.split_whitespace().collect();
@@ -217,7 +221,7 @@ fn bad_input_gives_one_clear_line() {
 fn help_lists_every_command() {
     let out = almagill(&["--help"]);
     assert!(out.status.success());
-    for command in ["run", "localnet", "testnet", "keygen", "tx"] {
+    for command in ["run", "localnet", "testnet", "keygen", "tx", "bench"] {
         assert!(
             stdout(&out).contains(command),
             "{command} missing from --help"
