@@ -163,27 +163,10 @@ fn kill_during_load_loses_nothing() {
                 "node{i}: {tx} (sent to node{node})"
             );
         }
-        let alice = net.ok(i, "BALANCE alice");
-        assert_eq!(u64_field(&alice, "nonce"), 100, "node{i}: {alice}");
-        assert_eq!(
-            amount_field(&alice, "balance"),
-            net.genesis_balance("alice") + 100,
-            "node{i}: alice sent 100 x 1 and got 100 x 2: {alice}"
-        );
-        let bob = net.ok(i, "BALANCE bob");
-        assert_eq!(u64_field(&bob, "nonce"), 100, "node{i}: {bob}");
-        assert_eq!(
-            amount_field(&bob, "balance"),
-            net.genesis_balance("bob") - 100,
-            "node{i}: {bob}"
-        );
-        let supply = net.ok(i, "SUPPLY");
-        assert_eq!(
-            amount_field(&supply, "total"),
-            net.genesis.supply(),
-            "node{i}: {supply}"
-        );
-        assert_eq!(supply["total"], supply["genesis"], "node{i}: {supply}");
+        // Alice sent 100 x 1 and got 100 x 2.
+        let alice = (100, net.genesis_balance("alice") + 100);
+        let bob = (100, net.genesis_balance("bob") - 100);
+        assert_accounts_and_supply(&net, i, alice, bob);
     }
 }
 
@@ -536,29 +519,34 @@ fn killed_in_a_loop_while_committing_loses_no_acknowledged_commit() {
     eprintln!("node{victim}'s (served, recovered) heights at each kill: {kills:?}");
     let [alice_sent, bob_sent] = sent.count.map(Amount::from);
     for i in ALL {
-        let alice = net.ok(i, "BALANCE alice");
-        assert_eq!(
-            u64_field(&alice, "nonce"),
+        let alice = (
             sent.count[0],
-            "node{i}: {alice}"
-        );
-        assert_eq!(
-            amount_field(&alice, "balance"),
             net.genesis_balance("alice") - alice_sent + 2 * bob_sent,
-            "node{i}: {alice}"
         );
-        let bob = net.ok(i, "BALANCE bob");
-        assert_eq!(u64_field(&bob, "nonce"), sent.count[1], "node{i}: {bob}");
-        assert_eq!(
-            amount_field(&bob, "balance"),
+        let bob = (
+            sent.count[1],
             net.genesis_balance("bob") - 2 * bob_sent + alice_sent,
-            "node{i}: {bob}"
         );
-        let supply = net.ok(i, "SUPPLY");
+        assert_accounts_and_supply(&net, i, alice, bob);
+    }
+}
+
+/// Node `i` shows alice and bob with these (nonce, balance) and the genesis supply.
+fn assert_accounts_and_supply(net: &Net, i: usize, alice: (u64, Amount), bob: (u64, Amount)) {
+    for (name, (nonce, balance)) in [("alice", alice), ("bob", bob)] {
+        let account = net.ok(i, &format!("BALANCE {name}"));
+        assert_eq!(u64_field(&account, "nonce"), nonce, "node{i}: {account}");
         assert_eq!(
-            amount_field(&supply, "total"),
-            net.genesis.supply(),
-            "node{i}: {supply}"
+            amount_field(&account, "balance"),
+            balance,
+            "node{i}: {account}"
         );
     }
+    let supply = net.ok(i, "SUPPLY");
+    assert_eq!(
+        amount_field(&supply, "total"),
+        net.genesis.supply(),
+        "node{i}: {supply}"
+    );
+    assert_eq!(supply["total"], supply["genesis"], "node{i}: {supply}");
 }
