@@ -44,6 +44,8 @@ pub mod domain {
     pub const STATE_BUCKET: &[u8] = b"almagill/state-bucket\0";
     /// An inner node of the state tree.
     pub const STATE_NODE: &[u8] = b"almagill/state-node\0";
+    /// The state root over the accounts' root and the validator sets.
+    pub const STATE_ROOT: &[u8] = b"almagill/state-root\0";
     /// The genesis document.
     pub const GENESIS: &[u8] = b"almagill/genesis\0";
     /// Randomness for batch verification, derived from the batch itself.

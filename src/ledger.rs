@@ -7,6 +7,7 @@
 //! That keeps execution out of consensus's way. Every sum is checked; tokens are never
 //! created or destroyed, so the total always equals the genesis supply.
 
+mod root;
 mod snapshot;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::state_tree::StateTree;
 use crate::tx::{Transaction, TxKind};
 use crate::validators::{self, Validator, ValidatorSet};
 
+pub use self::root::{Epochs, RootParts};
 pub use self::snapshot::{SnapshotChunk, SnapshotError, SnapshotHead, ACCOUNTS_PER_CHUNK};
 
 /// One account's holdings.
@@ -188,9 +190,22 @@ impl Ledger {
             .fold(0, Amount::saturating_add)
     }
 
-    /// The state root: a digest of every account, equal on every node with the same history.
+    /// The state root: a digest of every account and of the validator sets, equal on every
+    /// node with the same history.
     pub fn state_root(&mut self) -> Hash {
-        self.accounts.root()
+        self.root_parts().root()
+    }
+
+    /// What the state root is the digest of.
+    pub fn root_parts(&mut self) -> RootParts {
+        RootParts {
+            accounts_root: self.accounts.root(),
+            epochs: self
+                .epochs
+                .iter()
+                .map(|(epoch, set)| (*epoch, set.members().to_vec()))
+                .collect(),
+        }
     }
 
     /// The minimum stake of a validator.

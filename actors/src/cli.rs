@@ -23,6 +23,12 @@ pub enum Command {
         /// The node's configuration file (nodeN.toml).
         #[arg(long, value_name = "NODE.TOML")]
         config: PathBuf,
+        /// Before starting, fetch the newest snapshot a peer can prove (checked against a
+        /// quorum-signed state root) if it is above this node's height, replacing the blocks
+        /// stored here; then catch up on the blocks after it. For a new node joining a long
+        /// chain, or one far behind.
+        #[arg(long)]
+        state_sync: bool,
     },
     /// Run every node of a network directory as child processes (the one-command demo).
     Localnet {

@@ -2,18 +2,9 @@
 
 #![forbid(unsafe_code)]
 
-mod admin;
-mod cli;
-mod commands;
-mod file_limit;
-mod files;
-mod logging;
-mod metrics;
-mod node;
-mod store;
-
 use std::process::ExitCode;
 
+use almagill_node::{cli, commands};
 use clap::Parser;
 
 fn main() -> ExitCode {

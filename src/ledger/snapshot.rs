@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use bincode::{Decode, Encode};
 use thiserror::Error;
 
-use super::{Account, Ledger};
+use super::{Account, Epochs, Ledger, RootParts};
 use crate::crypto::{Address, Hash};
 use crate::genesis::Genesis;
 use crate::state_tree::StateTree;
-use crate::validators::{Validator, ValidatorSet};
+use crate::validators::ValidatorSet;
 
 /// Accounts per chunk: 10,000 accounts encode to about 0.7 MB, well under the decode limit.
 pub const ACCOUNTS_PER_CHUNK: usize = 10_000;
@@ -28,8 +28,10 @@ pub struct SnapshotHead {
     pub height: u64,
     /// The state root at that height.
     pub state_root: Hash,
-    /// The validator sets the ledger knows, by epoch.
-    pub epochs: Vec<(u64, Vec<Validator>)>,
+    /// The root over the accounts, one of the state root's parts.
+    pub accounts_root: Hash,
+    /// The validator sets the ledger knows, by epoch: the state root's other part.
+    pub epochs: Epochs,
     /// How many accounts there are.
     pub accounts: u64,
     /// How many chunks they come in.
@@ -56,7 +58,12 @@ pub enum SnapshotError {
 impl Ledger {
     /// The state as a head and its chunks of accounts.
     pub fn snapshot(&mut self) -> (SnapshotHead, Vec<SnapshotChunk>) {
-        let state_root = self.state_root();
+        let parts = self.root_parts();
+        let state_root = parts.root();
+        let RootParts {
+            accounts_root,
+            epochs,
+        } = parts;
         let accounts: Vec<(Address, Account)> =
             self.accounts.iter().map(|(a, acc)| (*a, *acc)).collect();
         let chunks: Vec<SnapshotChunk> = accounts
@@ -66,11 +73,8 @@ impl Ledger {
         let head = SnapshotHead {
             height: self.height,
             state_root,
-            epochs: self
-                .epochs
-                .iter()
-                .map(|(epoch, set)| (*epoch, set.members().to_vec()))
-                .collect(),
+            accounts_root,
+            epochs,
             accounts: accounts.len() as u64,
             chunks: chunks.len() as u32,
         };

@@ -36,10 +36,10 @@ pub fn run(command: Command) -> Result<()> {
             nonce,
             &genesis,
         ),
-        Command::Run { config } => {
+        Command::Run { config, state_sync } => {
             let loaded = crate::node::load(&config)?;
             crate::logging::init();
-            crate::node::run(loaded)
+            crate::node::run(loaded, state_sync)
         }
         Command::Localnet { dir } => localnet::run(&dir),
         Command::Bench(plan) => bench::run(&plan),

@@ -94,7 +94,7 @@ impl Admission {
     }
 
     /// How many connections hold slots.
-    pub fn len(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.pending.len()
     }
 }
@@ -122,7 +122,7 @@ mod tests {
             let (_, evicted) = slots.admit(PEER);
             assert_ne!(evicted, Some(validator));
         }
-        assert_eq!(slots.len(), PEER_SLOTS);
+        assert_eq!(slots.held(), PEER_SLOTS);
     }
 
     #[test]
@@ -155,7 +155,7 @@ mod tests {
             assert_ne!(evicted, Some(validator));
         }
         assert_eq!(
-            slots.len(),
+            slots.held(),
             1 + PER_STRANGER,
             "one stranger holds only its share"
         );
@@ -164,7 +164,7 @@ mod tests {
         for k in 3..200 {
             slots.admit(stranger(k));
         }
-        assert_eq!(slots.len(), 1 + STRANGER_SLOTS);
+        assert_eq!(slots.held(), 1 + STRANGER_SLOTS);
         assert!(
             !slots.pending.contains_key(&other),
             "the oldest silent stranger went first"
@@ -178,6 +178,6 @@ mod tests {
         let (id, _) = slots.admit(PEER);
         slots.release(id);
         slots.release(id);
-        assert_eq!(slots.len(), 0);
+        assert_eq!(slots.held(), 0);
     }
 }

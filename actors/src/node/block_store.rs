@@ -3,14 +3,17 @@
 
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler, Recipient};
+use actix::{Actor, Context, Handler, MessageResult, Recipient};
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use almagill::crypto::Hash;
 use tracing::error;
 
 use crate::metrics::Metrics;
-use crate::node::messages::{Committed, ReadBlock, ReadTx, ServeBlocks, Store, TxOutcome};
+use crate::node::messages::{
+    Committed, ReadBlock, ReadTx, ServeBlocks, ServeSync, Store, StoreCheckpoint, TxOutcome,
+};
+use crate::node::wire::{SyncReply, SyncRequest};
 use crate::store::{ChainStore, Commit, StoreError};
 
 /// Owns the chain database: stores each executed block in one fsynced transaction, then
@@ -45,6 +48,7 @@ impl Handler<Store> for BlockStore {
             results: &msg.results,
             state_root: msg.state_root,
             snapshot: msg.snapshot,
+            epoch_end: msg.epoch_end,
         });
         self.metrics.fsynced("chain", started.elapsed());
         match stored {
@@ -68,6 +72,41 @@ impl Handler<ServeBlocks> for BlockStore {
                 error!(target: "store", "cannot read blocks for a peer: {e}");
                 Vec::new()
             })
+    }
+}
+
+impl Handler<StoreCheckpoint> for BlockStore {
+    type Result = ();
+
+    fn handle(&mut self, msg: StoreCheckpoint, _: &mut Context<Self>) {
+        // Only state sync reads these: a node that cannot keep one still runs.
+        if let Err(e) = self.chain.put_checkpoint(&msg.0) {
+            error!(target: "store", "cannot keep a stable checkpoint: {e}");
+        }
+    }
+}
+
+/// Most bytes of epoch proofs in one reply.
+const PROOF_REPLY_BYTES: usize = 2 * 1024 * 1024;
+
+impl Handler<ServeSync> for BlockStore {
+    type Result = MessageResult<ServeSync>;
+
+    fn handle(&mut self, msg: ServeSync, _: &mut Context<Self>) -> Self::Result {
+        let reply = match msg.0 {
+            SyncRequest::Offer => self.chain.offer().map(SyncReply::Offer),
+            SyncRequest::EpochProofs { from } => self
+                .chain
+                .epoch_proofs(from, PROOF_REPLY_BYTES)
+                .map(SyncReply::EpochProofs),
+            SyncRequest::Chunk { height, index } => {
+                self.chain.chunk(height, index).map(SyncReply::Chunk)
+            }
+        };
+        MessageResult(reply.unwrap_or_else(|e| {
+            error!(target: "store", "cannot serve state sync: {e}");
+            SyncReply::Offer(None)
+        }))
     }
 }
 

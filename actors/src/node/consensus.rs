@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::node::clock::now_ms;
 use crate::node::messages::{
     Batch, ConsensusView, Execute, Executed, Fetch, Fetched, Inbound, Outbound, ReadConsensus,
-    RequestBatch,
+    RequestBatch, StoreCheckpoint,
 };
 use crate::store::{StoreError, VoteStore};
 
@@ -34,6 +34,8 @@ pub struct EngineRoutes {
     pub batches: Recipient<RequestBatch>,
     /// Committed blocks to execute (the StateActor).
     pub execute: Recipient<Execute>,
+    /// Stable checkpoints, kept for state sync (the BlockStore).
+    pub checkpoints: Recipient<StoreCheckpoint>,
 }
 
 /// The actor around the consensus core.
@@ -145,6 +147,12 @@ impl Host for EngineHost<'_> {
             let started = Instant::now();
             self.engine.votes.append(&records)?;
             self.engine.metrics.fsynced("votes", started.elapsed());
+        }
+        for record in records {
+            if let Record::Stable(certificate) = record {
+                let checkpoints = &self.engine.routes.checkpoints;
+                checkpoints.do_send(StoreCheckpoint(certificate));
+            }
         }
         if let Some(low) = prune_below {
             // Old records kept a little longer harm nothing: log and go on.

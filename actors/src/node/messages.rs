@@ -7,13 +7,15 @@ use std::net::SocketAddr;
 use actix::Message;
 use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
-use almagill::consensus::{self, BatchRequest, Target};
+use almagill::consensus::{self, BatchRequest, CheckpointCertificate, Target};
 use almagill::crypto::{Address, Hash, Keypair};
-use almagill::ledger::{Account, SnapshotChunk, SnapshotHead, TxError};
+use almagill::ledger::{Account, RootParts, SnapshotChunk, SnapshotHead, TxError};
 use almagill::mempool::AdmitError;
 use almagill::tx::{Transaction, TxKind};
 use almagill::validators::ValidatorSet;
 use bytes::Bytes;
+
+use crate::node::wire::{SyncReply, SyncRequest};
 
 /// A consensus message from a connected validator (PeerConnection → ConsensusEngine).
 #[derive(Message)]
@@ -104,7 +106,19 @@ pub struct Store {
     pub state_root: Hash,
     /// A snapshot of the ledger after it, when one is due.
     pub snapshot: Option<(SnapshotHead, Vec<SnapshotChunk>)>,
+    /// At an epoch's last block, what its state root is made of.
+    pub epoch_end: Option<RootParts>,
 }
+
+/// A stable checkpoint to keep for state sync (ConsensusEngine → BlockStore).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StoreCheckpoint(pub CheckpointCertificate);
+
+/// A peer's state-sync request (PeerConnection → BlockStore).
+#[derive(Message)]
+#[rtype(result = "SyncReply")]
+pub struct ServeSync(pub SyncRequest);
 
 /// A stored block with its certificate and the state root after it: `None` asks for the
 /// last stored block (Admin → BlockStore). An error is the store's, as text.

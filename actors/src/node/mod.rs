@@ -20,6 +20,7 @@ pub mod peer;
 pub mod recover;
 pub mod session;
 pub mod state;
+pub mod state_sync;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context};
 use almagill::config::NodeConfig;
-use almagill::consensus::{Config, Pbft, Restored};
+use almagill::consensus::{Config, Pbft, Record, Restored};
 use almagill::crypto::{Address, Keypair};
 use almagill::genesis::Genesis;
 use almagill::ledger::Ledger;
@@ -95,9 +96,10 @@ pub fn load(config_path: &Path) -> Result<Loaded> {
 }
 
 /// Runs the node until SIGINT or SIGTERM, then stops cleanly (storage is fsynced at every
-/// write, so stopping is closing sockets). Errors before start-up (a bad file, a port in
-/// use, corrupt storage) are returned; the process exits non-zero on them.
-pub fn run(loaded: Loaded) -> Result<()> {
+/// write, so stopping is closing sockets). With `state_sync`, first installs the newest
+/// snapshot a peer can prove, if it is above the stored chain. Errors before start-up (a bad
+/// file, a port in use, corrupt storage) are returned; the process exits non-zero on them.
+pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
     let Loaded {
         config,
         genesis,
@@ -120,19 +122,16 @@ pub fn run(loaded: Loaded) -> Result<()> {
         .consensus
         .checkpoint_interval
         .saturating_mul(SNAPSHOT_CHECKPOINTS);
-    let (chain, ledger) = recover::recover(&config.data_dir, &genesis, snapshot_every)
+    let (mut chain, mut ledger) = recover::recover(&config.data_dir, &genesis, snapshot_every)
         .with_context(|| format!("cannot recover the chain in {}", config.data_dir.display()))?;
-    let (votes, records) = VoteStore::open(&config.data_dir)
+    let (mut votes, mut records) = VoteStore::open(&config.data_dir)
         .with_context(|| format!("cannot open the vote log in {}", config.data_dir.display()))?;
+    let me = Me {
+        key: Arc::new(key.clone()),
+        chain_id: genesis.chain_id.as_str().into(),
+        genesis: genesis.hash(),
+    };
     let genesis_state_root = Ledger::from_genesis(&genesis).state_root();
-    let last_hash = chain.tip_hash();
-    let last_timestamp_ms = chain
-        .block(chain.height())
-        .context("cannot read the last stored block")?
-        .map_or(genesis.genesis_time_ms, |(b, _)| {
-            b.header.proposal.timestamp_ms
-        });
-    info!(target: "node", node = %config.name, height = chain.height(), "recovered from disk");
 
     let peer_listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen for peers on {}", config.listen))?;
@@ -147,6 +146,43 @@ pub fn run(loaded: Loaded) -> Result<()> {
         ),
     };
     let (metrics, registry) = Metrics::new();
+    if state_sync {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the state-sync runtime")?;
+        let fetched = runtime.block_on(state_sync::fetch(
+            &me,
+            &config.peers,
+            &genesis,
+            chain.height(),
+        ))?;
+        match fetched {
+            Some(synced) => {
+                chain
+                    .install(&synced.offer, &synced.chunks, &synced.proofs)
+                    .context("cannot store the fetched snapshot")?;
+                // The snapshot's checkpoint is this node's low watermark from now on.
+                let stable = Record::Stable(synced.offer.checkpoint);
+                votes
+                    .append(std::slice::from_ref(&stable))
+                    .context("cannot record the snapshot's checkpoint")?;
+                records.push(stable);
+                ledger = synced.ledger;
+            }
+            None => {
+                info!(target: "sync", height = chain.height(), "no snapshot above this node's height; catching up on blocks")
+            }
+        }
+    }
+    let last_hash = chain.tip_hash();
+    let last_timestamp_ms = chain
+        .block(chain.height())
+        .context("cannot read the last stored block")?
+        .map_or(genesis.genesis_time_ms, |(b, _)| {
+            b.header.proposal.timestamp_ms
+        });
+    info!(target: "node", node = %config.name, height = chain.height(), "recovered from disk");
 
     let restored = Restored {
         committed: chain.height(),
@@ -197,16 +233,12 @@ pub fn run(loaded: Loaded) -> Result<()> {
                 Err(e) => tracing::error!(target: "metrics", "cannot serve metrics: {e}"),
             }
         }
-        let me = Me {
-            key: Arc::new(key.clone()),
-            chain_id: genesis.chain_id.as_str().into(),
-            genesis: genesis.hash(),
-        };
         let routes = Routes {
             inbound: engine.clone().recipient(),
             fetched: engine.clone().recipient(),
             txs: mempool.clone().recipient(),
             serve: store.clone().recipient(),
+            serve_sync: store.clone().recipient(),
             answered: network.clone().recipient(),
             disconnected: network.clone().recipient(),
             metrics: metrics.clone(),
@@ -238,6 +270,7 @@ pub fn run(loaded: Loaded) -> Result<()> {
                 fetch: network.clone().recipient(),
                 batches: mempool.clone().recipient(),
                 execute: state.clone().recipient(),
+                checkpoints: store.clone().recipient(),
             },
             timers: HashMap::new(),
             initial: Some(initial),

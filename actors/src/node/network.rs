@@ -152,7 +152,8 @@ impl Network {
 }
 
 impl Me {
-    fn identity(&self) -> Identity<'_> {
+    /// What this node brings to a handshake.
+    pub fn identity(&self) -> Identity<'_> {
         Identity {
             key: &self.key,
             chain_id: &self.chain_id,
@@ -161,7 +162,8 @@ impl Me {
     }
 }
 
-async fn dial(me: &Me, peer: &Peer) -> anyhow::Result<Session> {
+/// Connects to `peer` and runs the handshake as the dialer.
+pub async fn dial(me: &Me, peer: &Peer) -> anyhow::Result<Session> {
     let stream = tokio::time::timeout(
         session::HANDSHAKE_TIMEOUT,
         TcpStream::connect(peer.endpoint),
@@ -187,7 +189,7 @@ impl Gate {
         self.failures += 1;
         debug!(target: "network", %from, "handshake refused: {error:#}");
         if self.reported.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            warn!(target: "network", failures = self.failures, evicted = self.evicted, waiting = self.admission.len(),
+            warn!(target: "network", failures = self.failures, evicted = self.evicted, waiting = self.admission.held(),
                 "peer handshakes failed; latest from {from}: {error:#}");
             self.failures = 0;
             self.evicted = 0;

@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 use crate::metrics::Metrics;
 use crate::node::messages::{
     Answered, Close, Disconnected, Fetched, Inbound, PeerTxs, Priority, SendFrame, ServeBlocks,
+    ServeSync,
 };
 use crate::node::session::{Connection, Opener, Session};
 use crate::node::wire::{self, Wire};
@@ -59,6 +60,8 @@ pub struct Routes {
     pub txs: Recipient<PeerTxs>,
     /// Catch-up requests (the BlockStore).
     pub serve: Recipient<ServeBlocks>,
+    /// State-sync requests (the BlockStore).
+    pub serve_sync: Recipient<ServeSync>,
     /// Told when this node's request for blocks is answered (the Network).
     pub answered: Recipient<Answered>,
     /// Told when this connection ends (the Network).
@@ -145,9 +148,22 @@ impl PeerConnection {
                 message,
             }),
             Wire::Txs(txs) => self.routes.txs.do_send(PeerTxs(txs)),
+            Wire::SyncRequest(request) => {
+                if self.replies_wait() {
+                    return;
+                }
+                let request = self.routes.serve_sync.send(ServeSync(request));
+                ctx.spawn(request.into_actor(self).map(|reply, peer, ctx| {
+                    if let Ok(reply) = reply {
+                        let frame = wire::encode(&Wire::SyncReply(reply));
+                        peer.queue(frame, Priority::Consensus, ctx);
+                    }
+                }));
+            }
+            // Only a node syncing asks, on a link of its own (see `state_sync.rs`).
+            Wire::SyncReply(_) => {}
             Wire::GetBlocks { from, to } => {
-                if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_BYTES {
-                    debug!(target: "peer", peer = %self.name, "catch-up request while its replies wait; dropped");
+                if self.replies_wait() {
                     return;
                 }
                 let max_bytes = SYNC_REPLY_BYTES;
@@ -172,6 +188,17 @@ impl PeerConnection {
             }
             Wire::Ping => {}
         }
+    }
+
+    /// Whether earlier replies to this peer still wait to be sent: a peer that asks faster
+    /// than it reads gets no more (it asks again, or another peer), so serving it never
+    /// holds more than [`MAX_QUEUED_BYTES`].
+    fn replies_wait(&self) -> bool {
+        let wait = self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_BYTES;
+        if wait {
+            debug!(target: "peer", peer = %self.name, "request while its replies wait; dropped");
+        }
+        wait
     }
 
     fn queue(&mut self, frame: Bytes, priority: Priority, ctx: &mut Context<Self>) {

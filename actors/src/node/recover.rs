@@ -63,12 +63,17 @@ pub fn recover(dir: &Path, genesis: &Genesis, snapshot_every: u64) -> Result<(Ch
                 .apply_block(&block)
                 .context("the old chain log does not execute")?;
             let snapshot = (block.height() % snapshot_every == 0).then(|| ledger.snapshot());
+            let epoch_end = outcome
+                .new_validators
+                .is_some()
+                .then(|| ledger.root_parts());
             chain.append(&Commit {
                 block: &block,
                 certificate: &certificate,
                 results: &outcome.results,
                 state_root: outcome.state_root,
                 snapshot,
+                epoch_end,
             })?;
         }
         let kept = legacy::retire(dir)?;
@@ -159,6 +164,7 @@ mod tests {
                     results: &outcome.results,
                     state_root,
                     snapshot: None,
+                    epoch_end: None,
                 })
                 .unwrap();
         }

@@ -34,6 +34,10 @@ impl Handler<Execute> for StateActor {
         match self.ledger.apply_block(&msg.block) {
             Ok(outcome) => {
                 debug!(target: "state", height, root = %outcome.state_root, "executed");
+                let epoch_end = outcome
+                    .new_validators
+                    .is_some()
+                    .then(|| self.ledger.root_parts());
                 self.executed.do_send(Executed {
                     height,
                     state_root: outcome.state_root,
@@ -46,6 +50,7 @@ impl Handler<Execute> for StateActor {
                     results: outcome.results,
                     state_root: outcome.state_root,
                     snapshot,
+                    epoch_end,
                 });
             }
             Err(e) => {

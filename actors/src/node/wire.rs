@@ -9,6 +9,8 @@ use almagill::block::Block;
 use almagill::certificate::CommitCertificate;
 use almagill::consensus::Message;
 use almagill::encoding::{self, MAX_ENCODED_BYTES};
+use almagill::ledger::SnapshotChunk;
+use almagill::state_sync::{EpochProof, Offer};
 use almagill::tx::Transaction;
 use bincode::{Decode, Encode};
 use bytes::Bytes;
@@ -37,6 +39,41 @@ pub enum Wire {
     },
     /// Committed blocks with their certificates, in height order.
     Blocks(Vec<(Block, CommitCertificate)>),
+    /// A state-sync request.
+    SyncRequest(SyncRequest),
+    /// The answer to one.
+    SyncReply(SyncReply),
+}
+
+/// What a node joining by state sync asks a peer (see `state_sync.rs`).
+#[derive(Clone, Copy, Debug, Encode, Decode)]
+pub enum SyncRequest {
+    /// "Which snapshot can you prove?"
+    Offer,
+    /// "Send the epoch proofs from this height on."
+    EpochProofs {
+        /// The first epoch end wanted.
+        from: u64,
+    },
+    /// "Send this chunk of your snapshot at this height."
+    Chunk {
+        /// The snapshot's height.
+        height: u64,
+        /// The chunk, from 1.
+        index: u32,
+    },
+}
+
+/// A peer's answer to a [`SyncRequest`], checked by the asker before any use.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum SyncReply {
+    /// Its newest provable snapshot, if it has one.
+    Offer(Option<Offer>),
+    /// Epoch proofs in height order (empty when it has none from there).
+    EpochProofs(Vec<EpochProof>),
+    /// The chunk, if the snapshot is still stored.
+    Chunk(Option<SnapshotChunk>),
 }
 
 /// Encodes a message for the wire once; the bytes can be sent to every peer.

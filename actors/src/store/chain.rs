@@ -14,7 +14,7 @@ use almagill::block::Block;
 use almagill::certificate::{CommitCertificate, Phase};
 use almagill::crypto::Hash;
 use almagill::encoding;
-use almagill::ledger::{SnapshotChunk, SnapshotHead, TxError};
+use almagill::ledger::{RootParts, SnapshotChunk, SnapshotHead, TxError};
 use bincode::{Decode, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -30,17 +30,23 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// one a crash damaged.
 const SNAPSHOTS_KEPT: usize = 2;
 
-/// The layout version this code writes and reads.
-const FORMAT: u8 = 1;
+/// The layout version this code writes and reads. Format 1 held state roots over the
+/// accounts only; format 2's also cover the validator sets, so format 1 is refused.
+const FORMAT: u8 = 2;
 
 /// Height → encoded [`StoredBlock`].
-const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+pub(super) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 /// Transaction hash → encoded [`TxRecord`].
-const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 /// Height → the state root after it.
-const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
+pub(super) const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
 /// (height, piece) → piece 0 the encoded [`SnapshotHead`], piece `i` its chunk `i`.
-const SNAPSHOTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("snapshots");
+pub(super) const SNAPSHOTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("snapshots");
+/// Height → encoded stable [`CheckpointCertificate`](almagill::consensus::CheckpointCertificate),
+/// for state sync (see `sync.rs`).
+pub(super) const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
+/// Epoch-end height → encoded [`RootParts`] of its state root, for state sync.
+pub(super) const EPOCH_PARTS: TableDefinition<u64, &[u8]> = TableDefinition::new("epoch_parts");
 /// "format" → [`FORMAT`]; "genesis" → the genesis hash the chain starts from.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -75,6 +81,8 @@ pub struct Commit<'a> {
     pub state_root: Hash,
     /// A snapshot of the ledger after it, when one is due.
     pub snapshot: Option<(SnapshotHead, Vec<SnapshotChunk>)>,
+    /// At an epoch's last block, what its state root is made of (served to state sync).
+    pub epoch_end: Option<RootParts>,
 }
 
 /// The last stored block, or genesis.
@@ -86,8 +94,8 @@ struct Tip {
 
 /// The node's committed chain, durable in `<data_dir>/chain.redb`.
 pub struct ChainStore {
-    db: Database,
-    path: PathBuf,
+    pub(super) db: Database,
+    pub(super) path: PathBuf,
     tip: Tip,
 }
 
@@ -132,7 +140,11 @@ impl ChainStore {
                     return Err(StoreError::corrupt(
                         &path,
                         0,
-                        format!("storage format {format:?}; this node reads format {FORMAT}"),
+                        format!(
+                        "storage format {format:?}; this node reads format {FORMAT} (its state \
+                         roots cover the validator sets): move the data directory aside and \
+                         let the node sync again"
+                    ),
                     ));
                 }
                 (_, Some(stored)) if stored == genesis.0 => {}
@@ -148,6 +160,8 @@ impl ChainStore {
             txn.open_table(TXS).db(&path)?;
             txn.open_table(ROOTS).db(&path)?;
             txn.open_table(SNAPSHOTS).db(&path)?;
+            txn.open_table(CHECKPOINTS).db(&path)?;
+            txn.open_table(EPOCH_PARTS).db(&path)?;
         }
         txn.commit().db(&path)?;
         let mut store = ChainStore {
@@ -250,19 +264,15 @@ impl ChainStore {
                 .db(&self.path)?
                 .insert(height, commit.state_root.0.as_slice())
                 .db(&self.path)?;
+            if let Some(parts) = &commit.epoch_end {
+                txn.open_table(EPOCH_PARTS)
+                    .db(&self.path)?
+                    .insert(height, encoding::encode(parts).as_slice())
+                    .db(&self.path)?;
+            }
             if let Some((head, chunks)) = &commit.snapshot {
                 let mut snapshots = txn.open_table(SNAPSHOTS).db(&self.path)?;
-                snapshots
-                    .insert((head.height, 0), encoding::encode(head).as_slice())
-                    .db(&self.path)?;
-                for (i, chunk) in chunks.iter().enumerate() {
-                    snapshots
-                        .insert(
-                            (head.height, i as u32 + 1),
-                            encoding::encode(chunk).as_slice(),
-                        )
-                        .db(&self.path)?;
-                }
+                put_snapshot(&mut snapshots, head, chunks).db(&self.path)?;
                 let heights = snapshot_heights(&snapshots).db(&self.path)?;
                 for old in heights.iter().rev().skip(SNAPSHOTS_KEPT) {
                     snapshots
@@ -277,6 +287,11 @@ impl ChainStore {
             hash: block.hash(),
         };
         Ok(())
+    }
+
+    /// Makes the block at `height` with `hash` the last one (state sync installed it).
+    pub(super) fn set_tip(&mut self, height: u64, hash: Hash) {
+        self.tip = Tip { height, hash };
     }
 
     /// The height of the last stored block (0 when only genesis is known).
@@ -302,7 +317,8 @@ impl ChainStore {
 
     /// Blocks `from..=to` with their certificates for a peer catching up, starting at `from`
     /// (or 1), stopping at the last stored block or once `max_bytes` of encoding is reached
-    /// (at least one block is always given).
+    /// (at least one block is always given). Nothing when `from` is not stored (below the
+    /// snapshot a synced chain starts at).
     pub fn range_within(
         &self,
         from: u64,
@@ -322,6 +338,9 @@ impl ChainStore {
                 break;
             }
             let (height, value) = entry.db(&self.path)?;
+            if out.is_empty() && height.value() != from {
+                break;
+            }
             bytes += value.value().len();
             let stored = self.decode_block(height.value(), value.value())?;
             out.push((stored.block, stored.certificate));
@@ -426,8 +445,24 @@ fn check_certificate(
     Ok(())
 }
 
+/// Writes a snapshot's head (piece 0) and chunks (pieces 1..).
+pub(super) fn put_snapshot(
+    snapshots: &mut redb::Table<(u64, u32), &'static [u8]>,
+    head: &SnapshotHead,
+    chunks: &[SnapshotChunk],
+) -> Result<(), redb::StorageError> {
+    snapshots.insert((head.height, 0), encoding::encode(head).as_slice())?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        snapshots.insert(
+            (head.height, i as u32 + 1),
+            encoding::encode(chunk).as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
 /// The heights that have a snapshot, oldest first.
-fn snapshot_heights(
+pub(super) fn snapshot_heights(
     snapshots: &impl ReadableTable<(u64, u32), &'static [u8]>,
 ) -> Result<Vec<u64>, redb::StorageError> {
     let mut heights = Vec::new();
@@ -442,7 +477,7 @@ fn snapshot_heights(
 }
 
 /// Names the database file in its errors: `result.db(path)?`.
-trait Db<T> {
+pub(super) trait Db<T> {
     fn db(self, path: &Path) -> Result<T, StoreError>;
 }
 
@@ -508,6 +543,7 @@ mod tests {
         let head = SnapshotHead {
             height,
             state_root: root(height),
+            accounts_root: root(height),
             epochs: Vec::new(),
             accounts: 1,
             chunks: 1,
@@ -528,6 +564,7 @@ mod tests {
             results: &[Ok(())],
             state_root: root(block.height()),
             snapshot: with_snapshot.then(|| snapshot(block.height())),
+            epoch_end: None,
         })
     }
 
@@ -627,6 +664,7 @@ mod tests {
                     results: std::slice::from_ref(&result),
                     state_root: root(height),
                     snapshot: None,
+                    epoch_end: None,
                 })
                 .unwrap();
             let expected = if height == 1 {
@@ -685,6 +723,79 @@ mod tests {
         assert_eq!(snapshot_heights(&table).unwrap(), vec![4, 6]);
     }
 
+    /// State sync's side of the store: a snapshot is offered only with a checkpoint at its
+    /// height, epoch proofs stop at the first epoch end without one, and an installed
+    /// snapshot replaces the chain, which then starts at its block (also after a reopen).
+    #[test]
+    fn state_sync_offers_proven_snapshots_and_installs_one() {
+        use almagill::consensus::{CheckpointCertificate, CheckpointTarget};
+        use almagill::state_sync::EpochProof;
+
+        let checkpoint = |height: u64| CheckpointCertificate {
+            payload: CheckpointTarget {
+                height,
+                state_root: root(height),
+            },
+            votes: Vec::new(),
+        };
+        let parts = |height: u64| RootParts {
+            accounts_root: root(height),
+            epochs: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
+        let blocks = chain(6);
+        for b in &blocks {
+            let height = b.0.height();
+            store
+                .append(&Commit {
+                    block: &b.0,
+                    certificate: &b.1,
+                    results: &[Ok(())],
+                    state_root: root(height),
+                    snapshot: (height % 2 == 0).then(|| snapshot(height)),
+                    epoch_end: (height % 2 == 0).then(|| parts(height)),
+                })
+                .unwrap();
+        }
+        assert_eq!(store.offer().unwrap(), None, "no checkpoint, no offer");
+        for height in [2, 4] {
+            store.put_checkpoint(&checkpoint(height)).unwrap();
+        }
+        let offer = store.offer().unwrap().unwrap();
+        assert_eq!((offer.head.height, offer.block.height()), (4, 4));
+        let proofs = store.epoch_proofs(1, usize::MAX).unwrap();
+        let heights: Vec<u64> = proofs.iter().map(|p| p.checkpoint.payload.height).collect();
+        assert_eq!(
+            heights,
+            vec![2, 4],
+            "they stop before 6, which has no checkpoint"
+        );
+        assert_eq!(store.chunk(4, 1).unwrap(), Some(snapshot(4).1[0].clone()));
+        assert_eq!(store.chunk(4, 2).unwrap(), None);
+
+        // Another node installs the offer.
+        let other = tempfile::tempdir().unwrap();
+        let mut synced = ChainStore::open(other.path(), genesis()).unwrap();
+        let proof = EpochProof {
+            checkpoint: checkpoint(2),
+            parts: parts(2),
+        };
+        synced.install(&offer, &snapshot(4).1, &[proof]).unwrap();
+        drop(synced);
+        let synced = ChainStore::open(other.path(), genesis()).unwrap();
+        assert_eq!(
+            (synced.height(), synced.tip_hash()),
+            (4, blocks[3].0.hash())
+        );
+        assert_eq!(synced.block(3).unwrap(), None);
+        assert!(synced.range_within(1, 4, usize::MAX).unwrap().is_empty());
+        assert_eq!(synced.range_within(4, 9, usize::MAX).unwrap().len(), 1);
+        assert_eq!(synced.latest_snapshot().unwrap(), Some(snapshot(4)));
+        assert_eq!(synced.offer().unwrap(), Some(offer));
+        assert_eq!(synced.epoch_proofs(1, usize::MAX).unwrap().len(), 1);
+    }
+
     #[test]
     fn an_append_that_would_not_extend_the_chain_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -706,6 +817,7 @@ mod tests {
             results: &[],
             state_root: root(1),
             snapshot: None,
+            epoch_end: None,
         });
         assert!(refused(wrong_count), "an outcome missing");
         assert_eq!(store.height(), 0);

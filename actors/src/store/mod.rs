@@ -26,6 +26,7 @@
 pub mod chain;
 pub mod legacy;
 pub mod log;
+pub mod sync;
 pub mod votes;
 
 pub use self::chain::{ChainStore, Commit};

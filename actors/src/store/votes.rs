@@ -102,7 +102,7 @@ impl VoteStore {
 
     /// How many records the log holds.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn record_count(&self) -> usize {
         self.records.len()
     }
 
@@ -186,7 +186,7 @@ mod tests {
 
         let (store, restored) = VoteStore::open(dir.path()).unwrap();
         assert_eq!(restored, [first, second].concat());
-        assert_eq!(store.len(), 4);
+        assert_eq!(store.record_count(), 4);
         assert_eq!(store.low, 1);
     }
 
@@ -244,7 +244,7 @@ mod tests {
         let size = fs::metadata(votes_path(dir.path())).unwrap().len();
         store.prune_below(5).unwrap();
         // Too few prunable records to be worth a rewrite.
-        assert_eq!(store.len(), 10);
+        assert_eq!(store.record_count(), 10);
         assert_eq!(fs::metadata(votes_path(dir.path())).unwrap().len(), size);
     }
 

@@ -543,7 +543,12 @@ impl Net {
     /// Starts node `i` (`almagill run --config <dir>/node<i>.toml`, `RUST_LOG=info`), its
     /// output appended to its log file.
     pub fn start(&mut self, i: usize) {
-        self.spawn(i, Command::new(BIN));
+        self.spawn(i, Command::new(BIN), &[]);
+    }
+
+    /// Like [`Net::start`], with `almagill run --state-sync`.
+    pub fn start_state_sync(&mut self, i: usize) {
+        self.spawn(i, Command::new(BIN), &["--state-sync"]);
     }
 
     /// Like [`Net::start`], with the node's open-file limit (soft and hard) set to `limit`
@@ -553,12 +558,12 @@ impl Net {
         sh.arg("-c")
             .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
             .arg(BIN);
-        self.spawn(i, sh);
+        self.spawn(i, sh, &[]);
     }
 
     /// Starts node `i` with `command` (the binary, or a shell that `exec`s it), adding the
-    /// `run --config` arguments, the environment and the log file.
-    fn spawn(&mut self, i: usize, mut command: Command) {
+    /// `run --config` arguments and `extra`, the environment and the log file.
+    fn spawn(&mut self, i: usize, mut command: Command, extra: &[&str]) {
         assert!(self.children[i].is_none(), "node{i} is already running");
         self.drop_conn(i);
         let log = OpenOptions::new()
@@ -571,6 +576,7 @@ impl Net {
             .arg("run")
             .arg("--config")
             .arg(self.config(i))
+            .args(extra)
             // ALMAGILL_E2E_LOG sets the nodes' RUST_LOG instead (to debug a failing test).
             .env(
                 "RUST_LOG",

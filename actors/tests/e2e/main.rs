@@ -52,3 +52,4 @@ mod localnet;
 mod metrics;
 mod peer_surface;
 mod restarts;
+mod state_sync;
