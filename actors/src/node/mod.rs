@@ -54,6 +54,9 @@ use self::state::StateActor;
 /// that many checkpoint intervals of blocks.
 const SNAPSHOT_CHECKPOINTS: u64 = 10;
 
+/// Threads that run blocking work (signature checks of gossiped transactions).
+const BLOCKING_THREADS: usize = 2;
+
 /// Everything a node loads before it starts: checked files, recovered storage, bound ports.
 pub struct Loaded {
     /// The node's configuration.
@@ -207,7 +210,16 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
         .map(|a| (a.address, a.name.clone()))
         .collect();
 
-    let system = actix::System::new();
+    // At most two threads check gossiped signatures off the actor thread (the machine's
+    // cores are the limit anyway): each thread that allocates gets its own allocator arena,
+    // and a pool that grows under bursts keeps the memory of every arena it ever had.
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS)
+            .build()
+            .expect("a single-threaded runtime builds")
+    });
     system.block_on(async move {
         let engine_ctx = Context::<ConsensusEngine>::new();
         let state_ctx = Context::<StateActor>::new();

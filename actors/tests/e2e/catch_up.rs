@@ -6,10 +6,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{pipeline, round_of, signed_transfers, wait_committed, Net, DEADLINE};
-
-/// Transfers per pipelined chunk, per sender.
-const CHUNK: u64 = 5_000;
+use crate::harness::{load, round_of, signed_transfers, Net, DEADLINE};
 
 /// 40,000 transfers in full blocks, then node 3's data directory is emptied: it reaches the
 /// loaded height and then the head (each within the harness deadline of 60 s) while the
@@ -40,20 +37,9 @@ fn an_emptied_node_catches_up_with_200k_transfers() {
 fn catch_up_after(loaded: u64) {
     let mut net = Net::launch_with(4, Some(20));
     net.wait_height(&[0, 1, 2, 3], 2);
-    // Load: alice and bob each send loaded / 2 transfers, pipelined in chunks, each chunk
-    // committed before the next (the mempool holds 10,000).
     let per_sender = loaded / 2;
     let load_started = Instant::now();
-    for start in (0..per_sender).step_by(CHUNK as usize) {
-        let nonces = start..start + CHUNK;
-        let alice = signed_transfers(&net, "alice", "bob", nonces.clone());
-        let bob = signed_transfers(&net, "bob", "alice", nonces);
-        let alice = pipeline(&net, 0, &alice);
-        let bob = pipeline(&net, 1, &bob);
-        // Each on the node it was sent to: gossip may not have brought it elsewhere yet.
-        wait_committed(&net, 0, &alice[alice.len() - 1]);
-        wait_committed(&net, 1, &bob[bob.len() - 1]);
-    }
+    load(&net, loaded);
     let loaded_height = net.height(0);
     // Node 3 loses everything it had.
     net.kill(3);

@@ -1063,6 +1063,23 @@ pub fn signed_transfers(
         .collect()
 }
 
+/// Commits `total` transfers in full blocks: alice and bob each send half, pipelined in
+/// chunks of 5,000 to nodes 0 and 1, each chunk committed before the next (the mempool
+/// holds 10,000). Nonces run from 0: alice's next is `total / 2`.
+pub fn load(net: &Net, total: u64) {
+    const CHUNK: u64 = 5_000;
+    for start in (0..total / 2).step_by(CHUNK as usize) {
+        let nonces = start..start + CHUNK;
+        let alice = signed_transfers(net, "alice", "bob", nonces.clone());
+        let bob = signed_transfers(net, "bob", "alice", nonces);
+        let alice = pipeline(net, 0, &alice);
+        let bob = pipeline(net, 1, &bob);
+        // Each on the node it was sent to: gossip may not have brought it elsewhere yet.
+        wait_committed(net, 0, &alice[alice.len() - 1]);
+        wait_committed(net, 1, &bob[bob.len() - 1]);
+    }
+}
+
 /// Writes every line at once on one connection, then reads one answer per line; returns the
 /// transaction hashes, failing on any `ERR`.
 pub fn pipeline(net: &Net, node: usize, signed: &[String]) -> Vec<String> {

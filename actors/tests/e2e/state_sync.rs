@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use almagill::config::Peer;
 use almagill::crypto::Address;
@@ -18,7 +18,7 @@ use almagill_node::node::state_sync::Link;
 use almagill_node::node::wire::{self, SyncReply, SyncRequest, Wire};
 use futures_util::{SinkExt, StreamExt};
 
-use crate::harness::{pipeline, signed_transfers, wait_committed, Net, DEADLINE};
+use crate::harness::{load, pipeline, signed_transfers, wait_committed, Net, DEADLINE};
 
 /// Node 0's key in Byzantine hands: it answers state sync with what honest nodes 1 and 2
 /// offer (their highest snapshot, so it is tried first), but with a token moved between two
@@ -181,4 +181,40 @@ fn a_new_node_state_syncs_refuses_a_lying_peer_and_votes() {
     net.wait_height(&[3], past);
     let state_root = |i| net.ok(i, &format!("BLOCK {past}"))["state_root"].clone();
     assert_eq!(state_root(3), state_root(1));
+}
+
+/// State sync into a chain of 1,000,000 transfers: a benchmark, not for CI (the load takes
+/// minutes). After the load node 3 is emptied and node 0 stopped, and node 3 starts with
+/// `--state-sync`: nodes 1 and 2 alone are no quorum, so the chain moving again means node 3
+/// votes. Prints the time to that.
+/// `cargo test -p almagill-node --test e2e state_sync -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: run with --ignored"]
+fn a_new_node_votes_soon_after_joining_a_chain_of_a_million_transfers() {
+    let mut net = Net::launch(4);
+    net.wait_height(&[0, 1, 2, 3], 2);
+    let loading = Instant::now();
+    load(&net, 1_000_000);
+    eprintln!(
+        "state sync: 1,000,000 transfers committed in {:?}, up to height {}",
+        loading.elapsed(),
+        net.height(1)
+    );
+    net.kill(3);
+    net.wipe(3);
+    net.kill(0);
+    let stalled = net.max_height(&[1, 2]);
+    let started = Instant::now();
+    net.start_state_sync(3);
+    net.wait_until(DEADLINE, "the chain to move on with node3's votes", || {
+        net.try_height(1).is_some_and(|h| h > stalled)
+    });
+    let voting = started.elapsed();
+    let log = net.current_log(3);
+    let synced = log
+        .lines()
+        .find(|l| l.contains("snapshot fetched and checked"))
+        .unwrap_or("(no state sync line)");
+    eprintln!("state sync: {synced}");
+    eprintln!("state sync: node3 started at {stalled}; the chain moved on with its votes after {voting:?}");
 }
