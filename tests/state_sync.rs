@@ -9,7 +9,7 @@ use almagill::certificate::{Certificate, Phase, Signed, VoteTarget};
 use almagill::consensus::{CheckpointCertificate, CheckpointTarget};
 use almagill::crypto::Hash;
 use almagill::genesis::Genesis;
-use almagill::ledger::{Ledger, SnapshotChunk};
+use almagill::ledger::{Ledger, RootParts, SnapshotChunk};
 use almagill::state_sync::{EpochProof, KnownSets, Offer, SyncError};
 use almagill::tx::TxKind;
 use almagill::validators::Validator;
@@ -187,8 +187,8 @@ fn epoch_proofs_out_of_order_are_refused() {
     assert!(known.add(&proofs[0]).is_err(), "a proof is used once");
 }
 
-/// Mutation caught: without the head's root compared with the checkpoint's, any snapshot
-/// with consistent chunks passes.
+/// Mutation caught: without the head's root compared with the checkpoint's, a head of
+/// another state whose parts hash to its own root passes.
 #[test]
 fn an_offer_that_is_not_the_certified_state_is_refused() {
     let (genesis, proofs, offer, chunks) = chain();
@@ -202,6 +202,15 @@ fn an_offer_that_is_not_the_certified_state_is_refused() {
         known.check_offer(&bent).is_err()
     };
     assert!(refused(&|o| o.head.state_root = Hash([7; 32])));
+    // Another state whose parts hash to its own root: only the checkpoint can tell.
+    assert!(refused(&|o| {
+        o.head.accounts_root = Hash([7; 32]);
+        o.head.state_root = RootParts {
+            accounts_root: o.head.accounts_root,
+            epochs: o.head.epochs.clone(),
+        }
+        .root();
+    }));
     assert!(refused(&|o| o.head.accounts_root = Hash([7; 32])));
     assert!(refused(&|o| o.head.epochs.truncate(1)));
     assert!(refused(&|o| o.head.height = 30));
