@@ -19,6 +19,7 @@ use crate::amount::Amount;
 use crate::block::Block;
 use crate::crypto::{Address, Hash};
 use crate::genesis::Genesis;
+use crate::reputation::Blames;
 use crate::state_tree::StateTree;
 use crate::tx::{Transaction, TxKind};
 use crate::validators::{self, Validator, ValidatorSet};
@@ -114,6 +115,9 @@ pub struct BlockOutcome {
     pub state_root: Hash,
     /// At an epoch's last block: the validator set it fixed, and the epoch that set is for.
     pub new_validators: Option<(u64, ValidatorSet)>,
+    /// The validators blamed for the rounds that ended before this block was proposed
+    /// (see [`crate::reputation`]).
+    pub blamed: Vec<Address>,
 }
 
 /// The accounts and the chain's rules; it changes only by executing blocks in order.
@@ -127,6 +131,10 @@ pub struct Ledger {
     height: u64,
     /// Validator sets by epoch; see [`Ledger::validators_for`].
     epochs: BTreeMap<u64, ValidatorSet>,
+    /// Who failed recent turns to lead (see [`crate::reputation`]).
+    blames: Blames,
+    /// From genesis: reputation counts in checkpoint intervals.
+    checkpoint_interval: u64,
 }
 
 /// The new states of the accounts a transaction touches.
@@ -153,6 +161,8 @@ impl Ledger {
             genesis_supply: genesis.supply(),
             height: 0,
             epochs: BTreeMap::new(),
+            blames: Blames::default(),
+            checkpoint_interval: genesis.consensus.checkpoint_interval,
         };
         if let Some(set) = genesis.validator_set() {
             ledger.epochs.insert(0, set.clone());
@@ -205,7 +215,13 @@ impl Ledger {
                 .iter()
                 .map(|(epoch, set)| (*epoch, set.members().to_vec()))
                 .collect(),
+            blames: self.blames.clone(),
         }
+    }
+
+    /// Who failed recent turns to lead: what a restarting node hands to consensus.
+    pub fn blames(&self) -> &Blames {
+        &self.blames
     }
 
     /// The minimum stake of a validator.
@@ -272,6 +288,12 @@ impl Ledger {
             return Err(LedgerError::BodyMismatch { height });
         }
         let results = block.txs.iter().map(|tx| self.apply_tx(tx)).collect();
+        let blamed = self.blames.record(
+            height,
+            block.header.proposal.view,
+            self.epochs.get(&self.epoch_of(height)),
+            self.checkpoint_interval,
+        );
         self.height = height;
         let new_validators = if height % self.epoch_length == 0 {
             self.begin_epoch_change(height)
@@ -282,6 +304,7 @@ impl Ledger {
             results,
             state_root: self.state_root(),
             new_validators,
+            blamed,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod genesis;
 pub mod ledger;
 pub mod mempool;
 pub mod merkle;
+pub mod reputation;
 pub mod state_sync;
 pub mod state_tree;
 pub mod tx;

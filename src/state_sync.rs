@@ -175,6 +175,7 @@ impl KnownSets {
         let parts = RootParts {
             accounts_root: head.accounts_root,
             epochs: head.epochs.clone(),
+            blames: head.blames.clone(),
         };
         if parts.root() != head.state_root {
             return Err(mismatch("the snapshot's parts do not hash to its root"));

@@ -208,6 +208,7 @@ fn an_offer_that_is_not_the_certified_state_is_refused() {
         o.head.state_root = RootParts {
             accounts_root: o.head.accounts_root,
             epochs: o.head.epochs.clone(),
+            blames: o.head.blames.clone(),
         }
         .root();
     }));

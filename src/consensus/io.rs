@@ -5,6 +5,7 @@ use bincode::{Decode, Encode};
 use crate::block::{Block, Proposal};
 use crate::certificate::{CommitCertificate, Signed, VoteTarget};
 use crate::crypto::{Address, Hash};
+use crate::reputation::Blames;
 use crate::tx::Transaction;
 use crate::validators::ValidatorSet;
 
@@ -181,6 +182,8 @@ pub struct Restored {
     pub last_timestamp_ms: u64,
     /// Validator sets by epoch, as far as the ledger knows them.
     pub validators: Vec<(u64, ValidatorSet)>,
+    /// Who failed recent turns to lead, as of `committed` (the ledger's).
+    pub blames: Blames,
     /// The records persisted since the last prune.
     pub records: Vec<Record>,
 }

@@ -16,6 +16,7 @@ use crate::block::{Block, Proposal};
 use crate::certificate::{Certificate, CommitCertificate, Phase, Signed, VoteTarget};
 use crate::crypto::{Address, Hash, Keypair, Signature};
 use crate::genesis::ConsensusParams;
+use crate::reputation::{self, Blames};
 use crate::validators::{self, ValidatorSet};
 
 use super::budget::{Budget, Period};
@@ -142,6 +143,9 @@ pub struct Pbft {
     executed: u64,
     /// Validator sets by epoch.
     epochs: BTreeMap<u64, Epoch>,
+    /// Who failed recent turns to lead, as of the committed height: the same record the
+    /// ledger keeps, updated with each block handed out (see [`crate::reputation`]).
+    blames: Blames,
     /// Heights above the low watermark.
     slots: BTreeMap<u64, Slot>,
     /// Digests of proposals whose bodies passed every check, by height: the same digest
@@ -218,6 +222,7 @@ impl Pbft {
             last_timestamp: restored.last_timestamp_ms,
             executed: restored.committed,
             epochs: BTreeMap::new(),
+            blames: restored.blames,
             slots: BTreeMap::new(),
             verified: BTreeMap::new(),
             proposed_to: restored.committed,
@@ -347,19 +352,26 @@ impl Pbft {
         self.last_hash
     }
 
+    /// Who failed recent turns to lead, as of the committed height (equal to the ledger's
+    /// once that height is executed).
+    pub fn blames(&self) -> &Blames {
+        &self.blames
+    }
+
     /// The low watermark: the height of the latest stable checkpoint.
     pub fn low(&self) -> u64 {
         self.stable.payload.height
     }
 
-    /// The leader of the next height in the current round, if the validator set is known.
+    /// The leader of the next height in the current round, if it is known.
     pub fn leader(&self) -> Option<Address> {
-        self.leader_of(self.view())
+        self.leader_at(self.committed.saturating_add(1), self.view())
     }
 
-    /// The primary of `round`: the validator that assembles its new view.
+    /// The primary of `round`: the validator that assembles its new view. Primaries follow
+    /// the plain rotation: validators changing view need not agree on anything else.
     pub fn primary(&self, round: u64) -> Option<Address> {
-        self.leader_of(round)
+        self.epoch().map(|e| e.leaders.leader(round))
     }
 
     // ----- epochs and the window -------------------------------------------------------
@@ -390,8 +402,17 @@ impl Pbft {
             .map(|e| &e.validators)
     }
 
-    fn leader_of(&self, view: u64) -> Option<Address> {
-        self.epoch().map(|e| e.leaders.leader(view))
+    /// The leader of `height` in `view`: the rotation with the validators that failed recent
+    /// turns passed over. Unknown until this node has committed the height the choice rests
+    /// on (it is catching up then).
+    fn leader_at(&self, height: u64, view: u64) -> Option<Address> {
+        let epoch = self.epoch()?;
+        let reference = reputation::reference_height(height, self.cfg.params.checkpoint_interval);
+        if reference > self.committed {
+            return None;
+        }
+        let skipped = self.blames.skipped(reference, &epoch.validators);
+        Some(reputation::leader(&epoch.leaders, view, &skipped))
     }
 
     /// Whether `address` is in the validator set consensus is working with.

@@ -1,4 +1,5 @@
-//! The state root: one digest over the accounts and the validator sets the ledger knows.
+//! The state root: one digest over the accounts, the validator sets the ledger knows and
+//! the blames that decide who leads (see [`crate::reputation`]).
 //!
 //! The validator sets are inside the root so that a quorum-signed checkpoint proves them
 //! too: a node that holds no history learns each epoch's validators from the checkpoint at
@@ -8,6 +9,7 @@ use bincode::{Decode, Encode};
 
 use crate::crypto::{domain, Hash};
 use crate::encoding;
+use crate::reputation::Blames;
 use crate::validators::Validator;
 
 /// Validator sets by epoch, in epoch order, as they are hashed and sent.
@@ -20,6 +22,8 @@ pub struct RootParts {
     pub accounts_root: Hash,
     /// The validator sets the ledger knows at that height.
     pub epochs: Epochs,
+    /// Who failed recent turns to lead.
+    pub blames: Blames,
 }
 
 impl RootParts {

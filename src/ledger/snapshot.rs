@@ -14,6 +14,7 @@ use thiserror::Error;
 use super::{Account, Epochs, Ledger, RootParts};
 use crate::crypto::{Address, Hash};
 use crate::genesis::Genesis;
+use crate::reputation::Blames;
 use crate::state_tree::StateTree;
 use crate::validators::ValidatorSet;
 
@@ -30,8 +31,10 @@ pub struct SnapshotHead {
     pub state_root: Hash,
     /// The root over the accounts, one of the state root's parts.
     pub accounts_root: Hash,
-    /// The validator sets the ledger knows, by epoch: the state root's other part.
+    /// The validator sets the ledger knows, by epoch: another of the root's parts.
     pub epochs: Epochs,
+    /// Who failed recent turns to lead: the root's last part.
+    pub blames: Blames,
     /// How many accounts there are.
     pub accounts: u64,
     /// How many chunks they come in.
@@ -63,6 +66,7 @@ impl Ledger {
         let RootParts {
             accounts_root,
             epochs,
+            blames,
         } = parts;
         let accounts: Vec<(Address, Account)> =
             self.accounts.iter().map(|(a, acc)| (*a, *acc)).collect();
@@ -75,6 +79,7 @@ impl Ledger {
             state_root,
             accounts_root,
             epochs,
+            blames,
             accounts: accounts.len() as u64,
             chunks: chunks.len() as u32,
         };
@@ -133,6 +138,8 @@ impl Ledger {
             genesis_supply: genesis.supply(),
             height: head.height,
             epochs,
+            blames: head.blames.clone(),
+            checkpoint_interval: genesis.consensus.checkpoint_interval,
         };
         if ledger.total_supply() != ledger.genesis_supply {
             return Err(invalid(format!(

@@ -161,6 +161,7 @@ fn core_without_a_key_keeps_its_timer_and_asks_for_blocks() {
             .validator_epochs()
             .map(|(e, v)| (e, v.clone()))
             .collect(),
+        blames: ledger.blames().clone(),
         records: Vec::new(),
     };
     let (mut pbft, mut actions) = Pbft::new(config, restored, 0);

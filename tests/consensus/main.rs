@@ -11,6 +11,7 @@ mod byzantine;
 mod driver;
 mod fetches;
 mod full_nodes;
+mod reputation;
 mod scenarios;
 mod sim;
 mod timestamps;

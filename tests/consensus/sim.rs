@@ -282,6 +282,7 @@ impl World {
                 .validator_epochs()
                 .map(|(e, v)| (e, v.clone()))
                 .collect(),
+            blames: ledger.blames().clone(),
             records: records.to_vec(),
         }
     }
@@ -566,6 +567,13 @@ impl World {
             node.ledger.genesis_supply(),
             "seed {seed}: node {i} broke supply at height {height}"
         );
+        if node.pbft.committed() == height {
+            assert_eq!(
+                node.pbft.blames(),
+                node.ledger.blames(),
+                "seed {seed}: node {i}'s consensus and ledger disagree on who failed to lead"
+            );
+        }
         let committed: HashSet<Hash> = block.txs.iter().map(Transaction::hash).collect();
         node.mempool.retain(|tx| !committed.contains(&tx.hash()));
         let hash = whole_block_hash(&block);

@@ -195,6 +195,7 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             .validator_epochs()
             .map(|(epoch, set)| (epoch, set.clone()))
             .collect(),
+        blames: ledger.blames().clone(),
         records,
     };
     let core_config = Config {

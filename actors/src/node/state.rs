@@ -3,7 +3,7 @@
 
 use actix::{Actor, Context, Handler, MessageResult, Recipient};
 use almagill::ledger::Ledger;
-use tracing::{debug, error};
+use tracing::{debug, error, info};
 
 use crate::node::messages::{Execute, Executed, ReadState, StateView, Store};
 
@@ -34,6 +34,10 @@ impl Handler<Execute> for StateActor {
         match self.ledger.apply_block(&msg.block) {
             Ok(outcome) => {
                 debug!(target: "state", height, root = %outcome.state_root, "executed");
+                if !outcome.blamed.is_empty() {
+                    let blamed: Vec<String> = outcome.blamed.iter().map(|a| a.short()).collect();
+                    info!(target: "state", height, blamed = ?blamed, "leaders blamed for failed rounds; passed over for a while");
+                }
                 let epoch_end = outcome
                     .new_validators
                     .is_some()

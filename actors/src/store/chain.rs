@@ -31,8 +31,9 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 const SNAPSHOTS_KEPT: usize = 2;
 
 /// The layout version this code writes and reads. Format 1 held state roots over the
-/// accounts only; format 2's also cover the validator sets, so format 1 is refused.
-const FORMAT: u8 = 2;
+/// accounts only; format 3's also cover the validator sets and the leader blames (format 2,
+/// the validator sets without the blames, never left development). Older ones are refused.
+const FORMAT: u8 = 3;
 
 /// Height → encoded [`StoredBlock`].
 pub(super) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -142,7 +143,7 @@ impl ChainStore {
                         0,
                         format!(
                         "storage format {format:?}; this node reads format {FORMAT} (its state \
-                         roots cover the validator sets): move the data directory aside and \
+                         roots cover the validator sets and leader blames): move the data directory aside and \
                          let the node sync again"
                     ),
                     ));
@@ -545,6 +546,7 @@ mod tests {
             state_root: root(height),
             accounts_root: root(height),
             epochs: Vec::new(),
+            blames: Default::default(),
             accounts: 1,
             chunks: 1,
         };
@@ -741,6 +743,7 @@ mod tests {
         let parts = |height: u64| RootParts {
             accounts_root: root(height),
             epochs: Vec::new(),
+            blames: Default::default(),
         };
         let dir = tempfile::tempdir().unwrap();
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();

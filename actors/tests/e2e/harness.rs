@@ -709,16 +709,16 @@ impl Net {
     // ----- admin -----
 
     /// Sends one line to node `i`'s admin port (over a cached connection) and returns the
-    /// response line.
+    /// response line. A cached connection the node closed meanwhile (its idle timeout, in a
+    /// long test) is replaced once.
     pub fn request(&self, i: usize, line: &str) -> io::Result<String> {
         let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
-        if conns[i].is_none() {
-            conns[i] = Some(Admin::connect(self.ports.admin(i))?);
+        if let Some(Ok(reply)) = conns[i].as_mut().map(|c| c.request(line)) {
+            return Ok(reply);
         }
-        let result = conns[i].as_mut().expect("connected").request(line);
-        if result.is_err() {
-            conns[i] = None;
-        }
+        let mut conn = Admin::connect(self.ports.admin(i))?;
+        let result = conn.request(line);
+        conns[i] = result.is_ok().then_some(conn);
         result
     }
 

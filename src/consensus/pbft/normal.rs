@@ -31,7 +31,7 @@ impl Pbft {
         if t.phase != Phase::Prepare || !self.in_window(height) {
             return;
         }
-        let Some(leader) = self.leader_of(t.view) else {
+        let Some(leader) = self.leader_at(height, t.view) else {
             return;
         };
         if vote.signer != leader || !self.is_member(&from) || !self.in_current_round(from, &vote) {
@@ -172,7 +172,7 @@ impl Pbft {
         if !self.is_member(&from) {
             return;
         }
-        let Some(leader) = self.leader_of(view) else {
+        let Some(leader) = self.leader_at(height, view) else {
             return;
         };
         let Some(slot) = self.slots.get(&height) else {
@@ -275,7 +275,18 @@ impl Pbft {
     }
 
     pub(super) fn hand_out(&mut self, block: Block, certificate: CommitCertificate) {
-        self.committed = block.height();
+        let height = block.height();
+        let validators = self
+            .epochs
+            .get(&self.epoch_of(height))
+            .map(|e| &e.validators);
+        self.blames.record(
+            height,
+            block.header.proposal.view,
+            validators,
+            self.cfg.params.checkpoint_interval,
+        );
+        self.committed = height;
         self.last_hash = block.hash();
         self.last_timestamp = block.header.proposal.timestamp_ms;
         self.proposed_to = self.proposed_to.max(self.committed);
@@ -297,7 +308,7 @@ impl Pbft {
         if self.pending_batch.is_some()
             || !self.in_window(height)
             || height > self.committed.saturating_add(self.cfg.params.window)
-            || self.leader_of(view) != self.me
+            || self.leader_at(height, view) != self.me
             || self.voted.contains_key(&(Phase::Prepare, height, view))
         {
             return;
@@ -342,7 +353,7 @@ impl Pbft {
         let view = height.saturating_add(self.round);
         let Some(me) = self.me else { return };
         if self.mode != Mode::Normal
-            || self.leader_of(view) != Some(me)
+            || self.leader_at(height, view) != Some(me)
             || !self.in_window(height)
             || self
                 .slots

@@ -1,0 +1,144 @@
+//! Leader reputation's rules: who is blamed for a round that ended, who is passed over and
+//! for how long, at most a third of stake passed over, and where a skipped view goes.
+
+mod common;
+
+use almagill::consensus::LeaderSchedule;
+use almagill::crypto::Address;
+use almagill::reputation::{self, reference_height, Blames, MEMORY, WINDOW};
+use almagill::validators::{Validator, ValidatorSet};
+use common::address;
+
+fn four() -> ValidatorSet {
+    ValidatorSet::new(
+        (1..=4)
+            .map(|s| Validator {
+                address: address(s),
+                stake: 10,
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn blames(entries: &[(u64, Address)]) -> Blames {
+    Blames {
+        last_view: 0,
+        blamed: entries.to_vec(),
+    }
+}
+
+#[test]
+fn reference_heights_lie_more_than_two_intervals_below() {
+    let cases = [
+        (1, 0),
+        (21, 0),
+        (30, 0),
+        (31, 10),
+        (40, 10),
+        (41, 20),
+        (1_000, 970),
+    ];
+    for (height, expected) in cases {
+        assert_eq!(reference_height(height, 10), expected, "height {height}");
+        assert!(height < 22 || height - expected > 20);
+    }
+}
+
+/// Each round that ended between two blocks' first proposals is blamed on the validator
+/// that should have proposed the later block in it; a block in the same round blames none.
+#[test]
+fn the_leaders_of_ended_rounds_are_blamed() {
+    let set = four();
+    let schedule = LeaderSchedule::new(&set);
+    let mut b = Blames::default();
+    assert!(b.record(1, 1, Some(&set), 10).is_empty(), "round 0");
+    // Height 2 first proposed in round 2: rounds 0 and 1 ended at height 2.
+    let blamed = b.record(2, 4, Some(&set), 10);
+    assert_eq!(blamed, vec![schedule.leader(2), schedule.leader(3)]);
+    assert!(b.record(3, 5, Some(&set), 10).is_empty(), "still round 2");
+    assert_eq!(b.blamed.len(), 2);
+    assert_eq!(b.last_view, 5);
+}
+
+/// A validator blamed `n` times is passed over for `n` windows after its last blame, then
+/// leads again; blames older than the memory do not count.
+#[test]
+fn the_more_blamed_are_passed_over_longer() {
+    let set = four();
+    let (one, two) = (address(1), address(2));
+    let b = blames(&[(100, one), (150, two), (160, two)]);
+    assert_eq!(b.skipped(99, &set), Vec::<Address>::new(), "not yet blamed");
+    assert_eq!(b.skipped(100, &set), vec![one]);
+    // Two is blamed twice (more): first; but one and two together hold half the stake.
+    assert_eq!(b.skipped(160, &set), vec![two]);
+    assert_eq!(
+        b.skipped(100 + WINDOW, &set),
+        vec![two],
+        "one's single window is over"
+    );
+    assert_eq!(b.skipped(160 + 2 * WINDOW - 1, &set), vec![two]);
+    assert!(
+        b.skipped(160 + 2 * WINDOW, &set).is_empty(),
+        "two's two windows are over"
+    );
+    let many: Vec<(u64, Address)> = (1..=20).map(|h| (h, one)).collect();
+    assert!(
+        blames(&many).skipped(20 + MEMORY, &set).is_empty(),
+        "forgotten"
+    );
+}
+
+/// Mutation caught: the third-of-stake bound dropped — two of four equal validators are
+/// passed over.
+#[test]
+fn at_most_a_third_of_stake_is_passed_over() {
+    let set = four();
+    let b = blames(&[(10, address(1)), (11, address(2)), (12, address(3))]);
+    assert_eq!(b.skipped(12, &set).len(), 1);
+    // One validator with most of the stake is never passed over.
+    let heavy = ValidatorSet::new(vec![
+        Validator {
+            address: address(1),
+            stake: 90,
+        },
+        Validator {
+            address: address(2),
+            stake: 10,
+        },
+    ])
+    .unwrap();
+    assert!(blames(&[(10, address(1))]).skipped(10, &heavy).is_empty());
+}
+
+#[test]
+fn a_skipped_view_goes_to_the_next_entry_not_skipped() {
+    let set = four();
+    let schedule = LeaderSchedule::new(&set);
+    for view in 0..16 {
+        let plain = schedule.leader(view);
+        assert_eq!(reputation::leader(&schedule, view, &[]), plain);
+        let chosen = reputation::leader(&schedule, view, &[plain]);
+        assert_ne!(chosen, plain);
+        assert_eq!(
+            chosen,
+            schedule.leader(view + 1),
+            "four equal validators alternate"
+        );
+    }
+}
+
+/// Blames are kept only as long as some height still in the window may ask about them.
+#[test]
+fn old_blames_are_forgotten_as_blocks_execute() {
+    let set = four();
+    let mut b = Blames::default();
+    b.record(5, 7, Some(&set), 10);
+    assert_eq!(b.blamed.len(), 2);
+    let last = 5 + reputation::kept(10);
+    // Later blocks in round 0, which blame nobody.
+    b.record(last - 1, last - 1, Some(&set), 10);
+    assert_eq!(b.blamed.len(), 2, "still within reach");
+    b.record(last, last, Some(&set), 10);
+    assert!(b.blamed.is_empty());
+}
