@@ -1,12 +1,17 @@
 //! Throughput of the core's hot paths: signature verification (one by one and batched),
-//! ledger execution of a full block, and Merkle roots. Run with `cargo bench --bench core`.
+//! ledger execution of a full block, Merkle roots, and what a node does per transaction and
+//! per vote: admitting a gossiped batch to the mempool, checking a proposal's body, checking
+//! a vote and a commit certificate. Run with `cargo bench --bench core`.
 
 use almagill::amount::AGL;
 use almagill::block::{tx_root, Block, Proposal};
+use almagill::certificate::{Certificate, Phase, Signed, VoteTarget};
 use almagill::crypto::{self, Keypair, SignedMessage};
 use almagill::genesis::Genesis;
 use almagill::ledger::Ledger;
-use almagill::tx::{Transaction, TxBody, TxKind};
+use almagill::mempool::{Limits, Pool};
+use almagill::tx::{verify_signatures, Transaction, TxBody, TxKind};
+use almagill::validators::{Validator, ValidatorSet};
 use almagill_testkit::GenesisBuilder;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
@@ -102,5 +107,66 @@ fn ledger(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signatures, ledger);
+/// What a node does per transaction and per vote on the hot path.
+fn hot_path(c: &mut Criterion) {
+    let keys = keys();
+    let genesis = genesis(&keys);
+    let ledger = Ledger::from_genesis(&genesis);
+    let mut group = c.benchmark_group("hot_path");
+
+    // A gossiped batch: its signatures checked in one batch, then each admitted.
+    let batch = transfers(&keys, 256);
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("admit_gossip_batch/256", |b| {
+        b.iter_batched(
+            || (Pool::new(Limits::default()), batch.clone()),
+            |(mut pool, txs)| {
+                let verified = verify_signatures(&txs, CHAIN);
+                for (tx, ok) in txs.into_iter().zip(verified) {
+                    let _ = pool.admit(tx, ok, &ledger, 0);
+                }
+                pool
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    // A pre-prepare's body: root, duplicates and every signature.
+    let proposal = Proposal::new(1, 1, 1, keys[0].address(), transfers(&keys, 2000));
+    group.throughput(Throughput::Elements(2000));
+    group.bench_function("check_proposal_body/2000", |b| {
+        b.iter(|| proposal.check_body(CHAIN, 2000))
+    });
+
+    // A vote, and a commit certificate of three of four validators.
+    let target = VoteTarget {
+        phase: Phase::Commit,
+        height: 1,
+        view: 1,
+        digest: proposal.digest(),
+    };
+    let votes: Vec<Signed<VoteTarget>> = keys[..4]
+        .iter()
+        .map(|k| Signed::sign(target, k, CHAIN))
+        .collect();
+    let validators = ValidatorSet::new(
+        keys[..4]
+            .iter()
+            .map(|k| Validator {
+                address: k.address(),
+                stake: AGL,
+            })
+            .collect(),
+    )
+    .expect("four validators");
+    let certificate = Certificate::new(target, votes[..3].iter().map(|v| (v.signer, v.signature)));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("verify_vote", |b| b.iter(|| votes[0].verify(CHAIN)));
+    group.bench_function("verify_commit_certificate/3", |b| {
+        b.iter(|| certificate.verify(CHAIN, &validators))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, signatures, ledger, hot_path);
 criterion_main!(benches);

@@ -405,7 +405,7 @@ impl Pbft {
     /// The leader of `height` in `view`: the rotation with the validators that failed recent
     /// turns passed over. Unknown until this node has committed the height the choice rests
     /// on (it is catching up then).
-    fn leader_at(&self, height: u64, view: u64) -> Option<Address> {
+    pub fn leader_at(&self, height: u64, view: u64) -> Option<Address> {
         let epoch = self.epoch()?;
         let reference = reputation::reference_height(height, self.cfg.params.checkpoint_interval);
         if reference > self.committed {

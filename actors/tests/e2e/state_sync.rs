@@ -152,6 +152,7 @@ fn a_new_node_state_syncs_refuses_a_lying_peer_and_votes() {
     for i in 0..4 {
         net.start(i);
     }
+    net.wait_height(&[0, 1, 2, 3], 1);
     let transfers = signed_transfers(&net, "alice", "bob", 0..400);
     let hashes = pipeline(&net, 1, &transfers);
     wait_committed(&net, 1, &hashes[hashes.len() - 1]);
