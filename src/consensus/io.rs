@@ -49,6 +49,8 @@ pub enum Input {
         /// Transactions that passed the stateless checks, in the order to propose them.
         txs: Vec<Transaction>,
     },
+    /// The mempool has admitted transactions: a leader waiting to ask it again may ask now.
+    TxsWaiting,
     /// A committed block has been executed.
     Executed {
         /// Its height.

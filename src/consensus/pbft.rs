@@ -160,7 +160,7 @@ pub struct Pbft {
     /// When the propose timer is due, if set.
     propose_due: Option<u64>,
     /// An empty batch came back before the idle interval was up: the mempool is asked
-    /// again no sooner than this.
+    /// again no sooner than this (or than the next word that transactions wait).
     next_poll_at: u64,
     /// Checkpoint votes by height: signer to (state root, signature).
     checkpoints: BTreeMap<u64, BTreeMap<Address, (Hash, Signature)>>,
@@ -182,6 +182,9 @@ pub struct Pbft {
     checks: Budget,
     /// Catch-up replies with a wrong block each peer may still send per period.
     refusals: Budget,
+    /// Pre-prepares that came just above the window, by height, until it opens (see
+    /// `keep_early`).
+    early: BTreeMap<u64, (Address, Proposal, Signed<VoteTarget>)>,
     /// Blocks fetched from peers (with the peer each came from), waiting to be handed out
     /// in height order.
     fetched: BTreeMap<u64, (Address, Block, CommitCertificate)>,
@@ -239,6 +242,7 @@ impl Pbft {
             answers,
             checks: Budget::new(CHECKS_PER_PERIOD),
             refusals: Budget::new(REFUSALS_PER_PERIOD),
+            early: BTreeMap::new(),
             fetched: BTreeMap::new(),
             sync_to: restored.committed,
             generations: [0; 2],
@@ -322,6 +326,7 @@ impl Pbft {
                 next_validators,
             } => self.on_executed(height, state_root, next_validators),
             Input::Synced { from, blocks } => self.on_synced(from, blocks),
+            Input::TxsWaiting => self.next_poll_at = self.next_poll_at.min(now),
         }
         self.maybe_propose();
         std::mem::take(&mut self.actions)

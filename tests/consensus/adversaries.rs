@@ -207,7 +207,10 @@ fn equivocating_leader_is_replaced() {
 /// Mutation caught: `on_vote` without its `tally.has` check and a `Tally` that keeps and
 /// weighs every copy — quorums made of copies, and after the faulty phase the nodes stay in
 /// view change (no progress to height 148). (Not caught: `Tally::add` letting the last vote
-/// win; the copies are identical.)
+/// win; the copies are identical.) Also caught: pre-prepares just above the window dropped
+/// (`keep_early` keeping nothing) — a leader that proposes the moment its checkpoint at an
+/// epoch's end is stable reaches the others before theirs is, and height 241 waits out a
+/// view change.
 #[test]
 fn duplicate_and_reencoded_votes_change_nothing() {
     let committed_in_5s = |behaviour| {

@@ -41,6 +41,8 @@ fn honest_network_commits_and_agrees() {
     let mut world = World::new(1, &Setup::equal(4));
     world.start_workload(200);
     assert_progress(&mut world, 3_000, 20);
+    world.run_until(3_000);
+    world.assert_chains_agree();
     for i in 0..4 {
         world.assert_certificates_valid(i);
     }

@@ -601,11 +601,19 @@ impl World {
         );
     }
 
-    /// Puts a transaction in every node's mempool, as gossip would.
+    /// Puts a transaction in every node's mempool, as gossip would, and tells each core
+    /// that transactions wait (as the node's mempool does).
     pub fn submit(&mut self, tx: Transaction) {
-        for node in &mut self.nodes {
+        let mut told = Vec::new();
+        for (i, node) in self.nodes.iter_mut().enumerate() {
             if node.mempool.len() < 500 && !node.mempool.contains(&tx) {
                 node.mempool.push(tx.clone());
+                told.push(i);
+            }
+        }
+        for i in told {
+            if self.nodes[i].alive {
+                self.input(i, self.now, Input::TxsWaiting);
             }
         }
     }

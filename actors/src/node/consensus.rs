@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::node::clock::now_ms;
 use crate::node::messages::{
     Batch, ConsensusView, Execute, Executed, Fetch, Fetched, Inbound, Outbound, ReadConsensus,
-    RequestBatch, StoreCheckpoint,
+    RequestBatch, StoreCheckpoint, TxsWaiting,
 };
 use crate::store::{StoreError, VoteStore};
 
@@ -277,6 +277,14 @@ impl Handler<Batch> for ConsensusEngine {
             txs: msg.txs,
         };
         self.step(input, ctx);
+    }
+}
+
+impl Handler<TxsWaiting> for ConsensusEngine {
+    type Result = ();
+
+    fn handle(&mut self, _: TxsWaiting, ctx: &mut Context<Self>) {
+        self.step(Input::TxsWaiting, ctx);
     }
 }
 

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::node::clock::now_ms;
 use crate::node::messages::{
     Batch, Committed, Gossip, MempoolView, PeerTxs, ReadMempool, RequestBatch, SignAndSubmit,
-    Submit,
+    Submit, TxsWaiting,
 };
 
 /// Pending transactions and the committed state they are checked against.
@@ -36,6 +36,10 @@ pub struct Mempool {
     pub gossip: Recipient<Gossip>,
     /// Where batches go (the ConsensusEngine).
     pub batches: Recipient<Batch>,
+    /// Told that transactions were admitted (the ConsensusEngine), once per burst.
+    pub waiting: Recipient<TxsWaiting>,
+    /// A word to the ConsensusEngine that transactions wait is due shortly.
+    pub hint_due: bool,
     /// Where mempool metrics go.
     pub metrics: Metrics,
     /// When each held transaction was admitted, for the commit latency (as bounded as the
@@ -64,6 +68,18 @@ impl Mempool {
                 self.metrics.rejected(e.code());
                 Err(e)
             }
+        }
+    }
+
+    /// Tells the ConsensusEngine, once for all admissions of this burst, that transactions
+    /// wait: a leader with nothing in flight proposes at once instead of at its next poll.
+    fn hint(&mut self, ctx: &mut Context<Self>) {
+        if !self.hint_due {
+            self.hint_due = true;
+            ctx.run_later(Duration::ZERO, |mempool, _| {
+                mempool.hint_due = false;
+                mempool.waiting.do_send(TxsWaiting);
+            });
         }
     }
 
@@ -96,6 +112,7 @@ impl Handler<Submit> for Mempool {
             Err(TxFormatError::InvalidSignature)
         );
         let hash = self.admit(msg.0.clone(), verified)?;
+        self.hint(ctx);
         if self.to_gossip.is_empty() {
             ctx.run_later(GOSSIP_DELAY, |mempool, _| mempool.gossip());
         }
@@ -126,12 +143,13 @@ impl Handler<PeerTxs> for Mempool {
             let valid = verify_signatures(&fresh, &chain_id);
             fresh.into_iter().zip(valid).collect::<Vec<_>>()
         });
-        ctx.spawn(check.into_actor(self).map(|checked, mempool, _| {
+        ctx.spawn(check.into_actor(self).map(|checked, mempool, ctx| {
             for (tx, verified) in checked.unwrap_or_default() {
                 if let Err(e) = mempool.admit(tx, verified) {
                     debug!(target: "mempool", "gossiped transaction refused: {e}");
                 }
             }
+            mempool.hint(ctx);
         }));
     }
 }

@@ -62,6 +62,12 @@ pub struct Batch {
     pub txs: Vec<Transaction>,
 }
 
+/// Transactions were admitted: a leader waiting to ask for a batch may ask now
+/// (Mempool → ConsensusEngine).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TxsWaiting;
+
 /// A committed block to execute, in order (ConsensusEngine → StateActor).
 #[derive(Message)]
 #[rtype(result = "()")]

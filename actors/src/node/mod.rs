@@ -264,6 +264,8 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             chain_id: genesis.chain_id.clone(),
             gossip: network.clone().recipient(),
             batches: engine.clone().recipient(),
+            waiting: engine.clone().recipient(),
+            hint_due: false,
             metrics: metrics.clone(),
             admitted_at: HashMap::new(),
             to_gossip: Vec::new(),

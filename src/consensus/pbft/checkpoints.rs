@@ -226,5 +226,6 @@ impl Pbft {
         if height > self.committed {
             self.request_sync(height);
         }
+        self.replay_early();
     }
 }

@@ -28,7 +28,11 @@ impl Pbft {
     ) {
         let t = vote.payload;
         let height = t.height;
-        if t.phase != Phase::Prepare || !self.in_window(height) {
+        if t.phase != Phase::Prepare {
+            return;
+        }
+        if !self.in_window(height) {
+            self.keep_early(from, proposal, vote);
             return;
         }
         let Some(leader) = self.leader_at(height, t.view) else {
@@ -168,6 +172,40 @@ impl Pbft {
 
     /// A validator missed a pre-prepare this node holds: send it again, with the leader's
     /// signed vote, within the validator's allowance.
+    /// A pre-prepare just above the window: its leader made the checkpoint below stable a
+    /// moment before this node did. Kept (the first per height, at most `window` of them,
+    /// from the height's leader in the current round) until the window opens, when it goes
+    /// through every check; otherwise its height would wait out a view change.
+    fn keep_early(&mut self, from: Address, proposal: Proposal, vote: Signed<VoteTarget>) {
+        let t = vote.payload;
+        let top = self.window_top();
+        let next_top = top.saturating_add(2 * self.cfg.params.checkpoint_interval);
+        if t.height <= top
+            || t.height > next_top
+            || t.view.checked_sub(t.height) != Some(self.round)
+            || self.early.len() as u64 >= self.cfg.params.window
+            || self.early.contains_key(&t.height)
+            || self.leader_at(t.height, t.view) != Some(vote.signer)
+        {
+            return;
+        }
+        self.early.insert(t.height, (from, proposal, vote));
+    }
+
+    /// Hands the kept early pre-prepares that the window now covers to the normal path,
+    /// and forgets those below it.
+    pub(super) fn replay_early(&mut self) {
+        let low = self.low();
+        self.early = self.early.split_off(&(low + 1));
+        let top = self.window_top();
+        let ready: Vec<u64> = self.early.range(..=top).map(|(h, _)| *h).collect();
+        for height in ready {
+            if let Some((from, proposal, vote)) = self.early.remove(&height) {
+                self.on_pre_prepare(from, proposal, vote);
+            }
+        }
+    }
+
     pub(super) fn on_fetch_proposal(&mut self, from: Address, height: u64, view: u64) {
         if !self.is_member(&from) {
             return;
@@ -313,10 +351,16 @@ impl Pbft {
         {
             return;
         }
-        let due = self
-            .last_proposal_at
-            .saturating_add(self.cfg.params.block_interval_ms)
-            .max(self.next_poll_at);
+        // With nothing in flight, a proposal goes as soon as transactions wait (latency);
+        // with proposals in flight, a block interval after the last one (batching).
+        let in_flight = self.proposed_to > self.committed;
+        let due = if in_flight {
+            self.last_proposal_at
+                .saturating_add(self.cfg.params.block_interval_ms)
+        } else {
+            self.now
+        }
+        .max(self.next_poll_at);
         if self.now < due {
             if self.propose_due != Some(due) {
                 self.propose_due = Some(due);
