@@ -146,6 +146,11 @@ pub struct Pbft {
     /// Who failed recent turns to lead, as of the committed height: the same record the
     /// ledger keeps, updated with each block handed out (see [`crate::reputation`]).
     blames: Blames,
+    /// The validator whose turn stalled the round before this one, from the new view that
+    /// began this round (so every validator in the round has it), and the height up to
+    /// which it is passed over in this round: until its blame, on the chain from about the
+    /// stalled height, decides who leads.
+    suspect: Option<(Address, u64)>,
     /// Heights above the low watermark.
     slots: BTreeMap<u64, Slot>,
     /// Digests of proposals whose bodies passed every check, by height: the same digest
@@ -226,6 +231,7 @@ impl Pbft {
             executed: restored.committed,
             epochs: BTreeMap::new(),
             blames: restored.blames,
+            suspect: None,
             slots: BTreeMap::new(),
             verified: BTreeMap::new(),
             proposed_to: restored.committed,
@@ -416,7 +422,19 @@ impl Pbft {
         if reference > self.committed {
             return None;
         }
-        let skipped = self.blames.skipped(reference, &epoch.validators);
+        let mut skipped = self.blames.skipped(reference, &epoch.validators);
+        let suspect = self
+            .suspect
+            .filter(|(s, until)| height <= *until && !skipped.contains(s));
+        if let Some((suspect, _)) = suspect {
+            skipped.push(suspect);
+            if epoch
+                .validators
+                .has_honest(epoch.validators.weight(&skipped))
+            {
+                skipped.pop();
+            }
+        }
         Some(reputation::leader(&epoch.leaders, view, &skipped))
     }
 

@@ -4,7 +4,6 @@
 
 use almagill::reputation::{MEMORY, WINDOW};
 
-use crate::scenarios::assert_progress;
 use crate::sim::{NetFaults, Setup, World};
 
 /// Node 3 of four dead for 30 s of virtual time with transfers flowing.
@@ -35,7 +34,7 @@ fn a_dead_validator_is_passed_over() {
         let blocks = world.min_honest_height();
         let rounds = world.nodes[0].pbft.round();
         eprintln!("seed {seed}: node 3 dead: {blocks} blocks, round {rounds}");
-        assert!(blocks > 3 * WINDOW, "seed {seed}: only {blocks} blocks");
+        assert!(blocks > 500, "seed {seed}: only {blocks} blocks");
         assert!(
             rounds * 25 < blocks,
             "seed {seed}: {rounds} view changes in {blocks} blocks"
@@ -50,14 +49,20 @@ fn a_validator_that_recovers_leads_again() {
     let mut world = with_node3_dead(4);
     let back_at = world.min_honest_height();
     world.restart(3);
-    assert_progress(&mut world, 200_000, back_at + MEMORY + WINDOW);
     let node3 = world.nodes[3].key.address();
-    let led = world.nodes[0]
-        .chain
-        .iter()
-        .filter(|(b, _, _)| b.height() > back_at && b.header.proposal.proposer == node3)
-        .count();
-    eprintln!("node 3 back at {back_at}: proposed {led} blocks since");
-    assert!(led > 0, "node 3 never led again after it came back");
+    let led_again = |world: &World| {
+        world.nodes[0]
+            .chain
+            .iter()
+            .find(|(b, _, _)| b.height() > back_at && b.header.proposal.proposer == node3)
+            .map(|(b, _, _)| b.height())
+    };
+    while led_again(&world).is_none() && world.min_honest_height() <= back_at + MEMORY + WINDOW {
+        let next = world.now + 1_000;
+        world.run_until(next);
+    }
+    let led = led_again(&world);
+    eprintln!("node 3 back at {back_at}: led again at {led:?}");
+    assert!(led.is_some(), "node 3 never led again after it came back");
     world.assert_chains_agree();
 }

@@ -5,7 +5,7 @@
 //! client sees it: from the moment its `SUBMIT` line is written to the moment node 0's
 //! `BLOCK` first lists it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -48,7 +48,8 @@ pub struct Plan {
     /// Write per-second figures (offered, committed, p50, p99) to this CSV file.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Kill the last validator when measuring begins (the others take all the load).
+    /// Kill the last validator as the warm-up begins (the others take all the load), so
+    /// that the window measures a network that has run --warmup seconds with one dead.
     #[arg(long)]
     pub kill_one: bool,
     /// Run each of these offered rates in turn, each on a fresh network, instead of
@@ -176,7 +177,12 @@ impl Nodes {
                 .arg("run")
                 .arg("--config")
                 .arg(&config)
-                .env("RUST_LOG", "warn")
+                // Warnings only, so logging costs nothing measurable; ALMAGILL_BENCH_LOG
+                // sets the nodes' filter instead (to see rounds with `--keep`).
+                .env(
+                    "RUST_LOG",
+                    std::env::var("ALMAGILL_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+                )
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -349,7 +355,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
 
     // Pre-sign everything: account i's nonces go to node i mod n, in order.
     let total = plan.rate * (plan.warmup + plan.duration);
-    // With --kill-one the last node gets no load: it dies when measuring starts.
+    // With --kill-one the last node gets no load: it dies as the warm-up starts.
     let n = nodes.admin.len() - usize::from(plan.kill_one);
     let mut per_node: Vec<Vec<(Hash, String)>> = vec![Vec::new(); n];
     let mut nonces = vec![0u64; keys.len()];
@@ -391,6 +397,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     let cpu_before = nodes.cpu_seconds();
     let t0 = Instant::now() + Duration::from_millis(100);
     let window_start = t0 + Duration::from_secs(plan.warmup);
+    let window_end = window_start + Duration::from_secs(plan.duration);
     let sampler = {
         let (stop, pids) = (stop.clone(), nodes.pids());
         thread::spawn(move || sample_rss(&pids, window_start, &stop))
@@ -403,14 +410,13 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         let address = nodes.admin[node];
         let rate = plan.rate as f64 / n as f64;
         senders.push(thread::spawn(move || {
-            drive(address, lines, rate, t0, &sent)
+            drive(address, lines, rate, t0, window_end, &sent)
         }));
     }
     if plan.kill_one {
-        thread::sleep(window_start.saturating_duration_since(Instant::now()));
         nodes.kill_last();
         println!(
-            "bench: killed node{} as measuring began",
+            "bench: killed node{} as the warm-up began",
             nodes.admin.len() - 1
         );
     }
@@ -533,55 +539,103 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     })
 }
 
+/// How long the client waits before sending again a transfer refused for a full mempool
+/// (`mempool_full` asks to retry after the next block) or for a nonce too far ahead (one
+/// before it was refused), as a real client would.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
 /// Sends `lines` to one node open-loop at `rate` a second from `t0`, recording when each
-/// went out; a reader takes the answers. Returns how many were refused.
+/// first went out; a reader takes the answers, and a transfer refused for a full mempool or
+/// a nonce too far ahead is sent again after [`RETRY_AFTER`] until `until`. Returns how many
+/// answers were refusals.
 fn drive(
     address: SocketAddr,
     lines: Vec<(Hash, String)>,
     rate: f64,
     t0: Instant,
+    until: Instant,
     sent: &Sent,
 ) -> Result<usize> {
     let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut writer = stream.try_clone()?;
-    let expected = lines.len();
-    let reader = thread::spawn(move || {
-        let mut refused = 0;
-        let mut reader = BufReader::new(stream);
-        let mut answer = String::new();
-        for _ in 0..expected {
-            answer.clear();
-            if reader.read_line(&mut answer).unwrap_or(0) == 0 {
-                break;
+    // Which line each answer is for, in the order they went out; refused ones, with when
+    // to send them again.
+    let order: Arc<Mutex<VecDeque<usize>>> = Arc::default();
+    let retry: Arc<Mutex<VecDeque<(Instant, usize)>>> = Arc::default();
+    let reader = {
+        let (order, retry) = (order.clone(), retry.clone());
+        thread::spawn(move || {
+            let mut refused = 0;
+            let mut reader = BufReader::new(stream);
+            let mut answer = String::new();
+            loop {
+                answer.clear();
+                if reader.read_line(&mut answer).unwrap_or(0) == 0 {
+                    break;
+                }
+                let i = order
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop_front();
+                if answer.starts_with("ERR") {
+                    refused += 1;
+                    let retried = answer.contains("mempool_full") || answer.contains("bad_nonce");
+                    if let (true, Some(i)) = (retried, i) {
+                        let again = Instant::now() + RETRY_AFTER;
+                        retry
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push_back((again, i));
+                    }
+                }
             }
-            refused += usize::from(answer.starts_with("ERR"));
-        }
-        refused
-    });
+            refused
+        })
+    };
     let mut batch = String::new();
     let mut k = 0;
-    while k < lines.len() {
+    loop {
         let now = Instant::now();
-        // Everything due by now goes out in one write.
+        // Everything due by now goes out in one write: refused ones due again, then new.
         let due = ((now.saturating_duration_since(t0)).as_secs_f64() * rate) as usize;
         let upto = due.min(lines.len());
-        if upto <= k {
+        let mut again = Vec::new();
+        {
+            let mut retry = retry.lock().unwrap_or_else(PoisonError::into_inner);
+            while retry
+                .front()
+                .is_some_and(|(at, _)| *at <= now && now < until)
+            {
+                again.extend(retry.pop_front().map(|(_, i)| i));
+            }
+        }
+        if upto <= k && again.is_empty() {
+            if k >= lines.len() && now >= until {
+                break;
+            }
             thread::sleep(Duration::from_micros(500));
             continue;
         }
         batch.clear();
-        for (_, line) in &lines[k..upto] {
-            batch.push_str(line);
+        let fresh = k..upto.max(k);
+        {
+            let mut order = order.lock().unwrap_or_else(PoisonError::into_inner);
+            for i in again.iter().copied().chain(fresh.clone()) {
+                batch.push_str(&lines[i].1);
+                order.push_back(i);
+            }
         }
         writer.write_all(batch.as_bytes())?;
         let at = Instant::now();
         let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
-        for entry in &mut sent[k..upto] {
+        for entry in &mut sent[fresh] {
             entry.1 = Some(at);
         }
-        k = upto;
+        k = upto.max(k);
     }
+    // No more lines: the node answers what it has and closes, which ends the reader.
+    writer.shutdown(std::net::Shutdown::Write)?;
     reader.join().map_err(|_| anyhow!("a reader thread failed"))
 }
 
