@@ -31,3 +31,74 @@ fn a_short_bench_reports_committed_transfers_and_latency() {
     assert!(out.contains("bench: latency p50 "), "{out}");
     drop(ports);
 }
+
+/// Committed transfers per second over a calibration of this machine: ed25519 batch
+/// verifications per second on one core, measured in the same job, so a slower or busier
+/// machine lowers both.
+const FLOOR_RATIO: f64 = 0.02;
+
+/// Batch signature verifications per second on this thread, over about a second.
+fn calibration() -> f64 {
+    use almagill::crypto::{signing_message, verify_batch, Keypair, SignedMessage};
+    let keys: Vec<Keypair> = (0..64u8).map(|i| Keypair::from_seed([i; 32])).collect();
+    let messages: Vec<Vec<u8>> = (0..256u32)
+        .map(|i| signing_message(b"calibration\0", "bench", &i.to_le_bytes()))
+        .collect();
+    let signatures: Vec<_> = (0..256u32)
+        .map(|i| keys[i as usize % 64].sign(b"calibration\0", "bench", &i.to_le_bytes()))
+        .collect();
+    let items: Vec<SignedMessage<'_>> = messages
+        .iter()
+        .zip(&signatures)
+        .enumerate()
+        .map(|(i, (m, s))| SignedMessage {
+            signer: keys[i % 64].address(),
+            message: m,
+            signature: *s,
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut verified = 0;
+    while started.elapsed() < std::time::Duration::from_secs(1) {
+        assert!(verify_batch(&items).iter().all(|ok| *ok));
+        verified += items.len();
+    }
+    verified as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The regression floor: 3,000 transfers a second offered for 15 s must commit at least
+/// [`FLOOR_RATIO`] times the calibration (about half the ratio measured on the development
+/// machine, so a noisy machine does not fail it).
+#[test]
+fn committed_throughput_stays_above_the_floor() {
+    let calibration = calibration();
+    let ports = Ports::reserve(4);
+    let base = ports.base.to_string();
+    let out = almagill(&[
+        "bench",
+        "--base-port",
+        &base,
+        "--rate",
+        "3000",
+        "--duration",
+        "15",
+        "--warmup",
+        "3",
+    ]);
+    let committed: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bench: committed "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no committed figure in:\n{out}"));
+    let ratio = committed / calibration;
+    eprintln!(
+        "floor: committed {committed:.0} tx/s, calibration {calibration:.0} verifications/s, \
+         ratio {ratio:.4} (floor {FLOOR_RATIO})"
+    );
+    assert!(
+        ratio >= FLOOR_RATIO,
+        "committed {committed:.0} tx/s is below {FLOOR_RATIO} x {calibration:.0}:\n{out}"
+    );
+    drop(ports);
+}
