@@ -10,6 +10,7 @@
 use bincode::{Decode, Encode};
 use thiserror::Error;
 
+use crate::certificate::{CommitCertificate, Phase};
 use crate::crypto::{domain, Address, Hash};
 use crate::encoding;
 use crate::merkle;
@@ -200,6 +201,15 @@ impl Block {
     /// The block's height.
     pub fn height(&self) -> u64 {
         self.header.proposal.height
+    }
+
+    /// Whether `certificate` names this block: a commit at its height of its proposal's
+    /// digest. (Its signatures are checked against the validators of the height apart.)
+    pub fn committed_by(&self, certificate: &CommitCertificate) -> bool {
+        let t = &certificate.payload;
+        t.phase == Phase::Commit
+            && t.height == self.height()
+            && t.digest == self.header.proposal.digest()
     }
 
     /// Every stateless check on the body ([`ProposalHeader::check_body`]).

@@ -64,7 +64,7 @@ impl Blames {
         if let (true, Some(validators)) = (round > previous, validators) {
             let schedule = LeaderSchedule::new(validators);
             let reference = reference_height(height, checkpoint_interval);
-            let skipped = self.skipped(reference, validators);
+            let skipped = self.skipped(reference, validators, None);
             for r in previous..round.min(previous.saturating_add(MAX_BLAMED_ROUNDS)) {
                 let view = height.saturating_add(r);
                 blamed.push(leader(&schedule, view, &skipped));
@@ -78,9 +78,14 @@ impl Blames {
 
     /// The validators skipped for heights whose reference height is `reference`: each
     /// blamed `n` times in the [`MEMORY`] up to it, within `n` times [`WINDOW`] of its last
-    /// blame; the most blamed first (ties by address), while together they hold at most a
-    /// third of `validators`' stake.
-    pub fn skipped(&self, reference: u64, validators: &ValidatorSet) -> Vec<Address> {
+    /// blame; the most blamed first (ties by address), then `suspect` if given, while
+    /// together they hold at most a third of `validators`' stake.
+    pub fn skipped(
+        &self,
+        reference: u64,
+        validators: &ValidatorSet,
+        suspect: Option<Address>,
+    ) -> Vec<Address> {
         let from = reference.saturating_sub(MEMORY);
         // Per validator: how many blames, and the height of the last.
         let mut counts: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
@@ -99,8 +104,12 @@ impl Blames {
             .map(|(a, (n, _))| (n, a))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let candidates = ranked.into_iter().map(|(_, a)| a);
         let mut skipped = Vec::new();
-        for (_, address) in ranked {
+        for address in candidates.chain(suspect) {
+            if skipped.contains(&address) {
+                continue;
+            }
             skipped.push(address);
             if validators.has_honest(validators.weight(&skipped)) {
                 skipped.pop();

@@ -15,7 +15,7 @@ use bincode::{Decode, Encode};
 use thiserror::Error;
 
 use crate::block::Block;
-use crate::certificate::{CertificateError, CommitCertificate, Phase};
+use crate::certificate::{CertificateError, CommitCertificate};
 use crate::consensus::CheckpointCertificate;
 use crate::genesis::Genesis;
 use crate::ledger::{RootParts, SnapshotHead};
@@ -180,11 +180,8 @@ impl KnownSets {
         if parts.root() != head.state_root {
             return Err(mismatch("the snapshot's parts do not hash to its root"));
         }
-        let t = offer.commit.payload;
         if offer.block.height() != height
-            || t.phase != Phase::Commit
-            || t.height != height
-            || t.digest != offer.block.header.proposal.digest()
+            || !offer.block.committed_by(&offer.commit)
             || !offer.block.header.proposal.binds(&offer.block.txs)
         {
             return Err(mismatch("the block is not the one its certificate commits"));

@@ -68,23 +68,27 @@ fn the_more_blamed_are_passed_over_longer() {
     let set = four();
     let (one, two) = (address(1), address(2));
     let b = blames(&[(100, one), (150, two), (160, two)]);
-    assert_eq!(b.skipped(99, &set), Vec::<Address>::new(), "not yet blamed");
-    assert_eq!(b.skipped(100, &set), vec![one]);
-    // Two is blamed twice (more): first; but one and two together hold half the stake.
-    assert_eq!(b.skipped(160, &set), vec![two]);
     assert_eq!(
-        b.skipped(100 + WINDOW, &set),
+        b.skipped(99, &set, None),
+        Vec::<Address>::new(),
+        "not yet blamed"
+    );
+    assert_eq!(b.skipped(100, &set, None), vec![one]);
+    // Two is blamed twice (more): first; but one and two together hold half the stake.
+    assert_eq!(b.skipped(160, &set, None), vec![two]);
+    assert_eq!(
+        b.skipped(100 + WINDOW, &set, None),
         vec![two],
         "one's single window is over"
     );
-    assert_eq!(b.skipped(160 + 2 * WINDOW - 1, &set), vec![two]);
+    assert_eq!(b.skipped(160 + 2 * WINDOW - 1, &set, None), vec![two]);
     assert!(
-        b.skipped(160 + 2 * WINDOW, &set).is_empty(),
+        b.skipped(160 + 2 * WINDOW, &set, None).is_empty(),
         "two's two windows are over"
     );
     let many: Vec<(u64, Address)> = (1..=20).map(|h| (h, one)).collect();
     assert!(
-        blames(&many).skipped(20 + MEMORY, &set).is_empty(),
+        blames(&many).skipped(20 + MEMORY, &set, None).is_empty(),
         "forgotten"
     );
 }
@@ -95,7 +99,13 @@ fn the_more_blamed_are_passed_over_longer() {
 fn at_most_a_third_of_stake_is_passed_over() {
     let set = four();
     let b = blames(&[(10, address(1)), (11, address(2)), (12, address(3))]);
-    assert_eq!(b.skipped(12, &set).len(), 1);
+    assert_eq!(b.skipped(12, &set, None).len(), 1);
+    // A suspect from a new view comes after the blamed, under the same bound.
+    assert_eq!(b.skipped(12, &set, Some(address(4))).len(), 1);
+    assert_eq!(
+        blames(&[]).skipped(12, &set, Some(address(4))),
+        vec![address(4)]
+    );
     // One validator with most of the stake is never passed over.
     let heavy = ValidatorSet::new(vec![
         Validator {
@@ -108,7 +118,9 @@ fn at_most_a_third_of_stake_is_passed_over() {
         },
     ])
     .unwrap();
-    assert!(blames(&[(10, address(1))]).skipped(10, &heavy).is_empty());
+    assert!(blames(&[(10, address(1))])
+        .skipped(10, &heavy, None)
+        .is_empty());
 }
 
 #[test]

@@ -422,19 +422,11 @@ impl Pbft {
         if reference > self.committed {
             return None;
         }
-        let mut skipped = self.blames.skipped(reference, &epoch.validators);
         let suspect = self
             .suspect
-            .filter(|(s, until)| height <= *until && !skipped.contains(s));
-        if let Some((suspect, _)) = suspect {
-            skipped.push(suspect);
-            if epoch
-                .validators
-                .has_honest(epoch.validators.weight(&skipped))
-            {
-                skipped.pop();
-            }
-        }
+            .filter(|(_, until)| height <= *until)
+            .map(|(s, _)| s);
+        let skipped = self.blames.skipped(reference, &epoch.validators, suspect);
         Some(reputation::leader(&epoch.leaders, view, &skipped))
     }
 

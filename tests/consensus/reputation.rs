@@ -9,11 +9,7 @@ use crate::sim::{NetFaults, Setup, World};
 /// Node 3 of four dead for 30 s of virtual time with transfers flowing.
 fn with_node3_dead(seed: u64) -> World {
     let mut world = World::new(seed, &Setup::equal(4));
-    world.faults = NetFaults {
-        delay: (5, 15),
-        drop: 0.0,
-        duplicate: 0.0,
-    };
+    world.faults = NetFaults::delays(5, 15);
     world.crash(3);
     world.start_workload(200);
     world.run_until(30_000);

@@ -267,11 +267,7 @@ fn committed_with_window(window: u64) -> u64 {
     setup.params.block_interval_ms = 1;
     setup.params.checkpoint_interval = 8;
     let mut world = World::new(21, &setup);
-    world.faults = NetFaults {
-        delay: (20, 30),
-        drop: 0.0,
-        duplicate: 0.0,
-    };
+    world.faults = NetFaults::delays(20, 30);
     world.start_workload(200);
     world.run_until(5_000);
     world.assert_chains_agree();
@@ -297,11 +293,7 @@ fn pipelining_raises_throughput() {
 /// gap between an empty block's time and the block's before it on node 0's chain.
 fn ten_seconds(rate: u64) -> (u64, Option<u64>) {
     let mut world = World::new(22, &Setup::equal(4));
-    world.faults = NetFaults {
-        delay: (20, 30),
-        drop: 0.0,
-        duplicate: 0.0,
-    };
+    world.faults = NetFaults::delays(20, 30);
     if rate > 0 {
         world.start_workload(rate);
     }

@@ -37,11 +37,16 @@ pub struct NetFaults {
 
 impl NetFaults {
     /// A healthy network: short delays, nothing lost.
-    pub const CALM: NetFaults = NetFaults {
-        delay: (1, 10),
-        drop: 0.0,
-        duplicate: 0.0,
-    };
+    pub const CALM: NetFaults = NetFaults::delays(1, 10);
+
+    /// A network that delays every message by `min..=max` ms and loses or repeats none.
+    pub const fn delays(min: u64, max: u64) -> NetFaults {
+        NetFaults {
+            delay: (min, max),
+            drop: 0.0,
+            duplicate: 0.0,
+        }
+    }
 }
 
 /// A point inside the carrying-out of one step where a node may crash: what came before it

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use almagill::block::Block;
-use almagill::certificate::{CommitCertificate, Phase};
+use almagill::certificate::CommitCertificate;
 use almagill::crypto::Hash;
 use almagill::encoding;
 use almagill::ledger::{RootParts, SnapshotChunk, SnapshotHead, TxError};
@@ -434,11 +434,7 @@ fn check_certificate(
     certificate: &CommitCertificate,
     height: u64,
 ) -> Result<(), String> {
-    let target = &certificate.payload;
-    if target.phase != Phase::Commit
-        || target.height != height
-        || target.digest != block.header.proposal.digest()
-    {
+    if block.height() != height || !block.committed_by(certificate) {
         return Err(format!(
             "the certificate of block {height} is not a commit of that block"
         ));
@@ -496,7 +492,7 @@ mod tests {
     use std::fs;
 
     use almagill::block::Proposal;
-    use almagill::certificate::{Certificate, VoteTarget};
+    use almagill::certificate::{Certificate, Phase, VoteTarget};
     use almagill::crypto::{domain, Address, Keypair};
     use almagill::ledger::Account;
     use almagill::tx::{Transaction, TxBody, TxKind};

@@ -1,16 +1,29 @@
 //! `almagill bench` end to end: a short run on ports the test reserves reports committed
-//! transfers and their latency.
+//! transfers and their latency, and committed throughput stays above the CI floor.
 
 use crate::harness::{almagill, Ports};
 
-#[test]
-fn a_short_bench_reports_committed_transfers_and_latency() {
+/// Runs `almagill bench` with `args` on ports this test reserves; returns its output and
+/// the committed transfers per second it reports.
+fn bench(args: &[&str]) -> (String, f64) {
     let ports = Ports::reserve(4);
     let base = ports.base.to_string();
-    let out = almagill(&[
-        "bench",
-        "--base-port",
-        &base,
+    let mut all = vec!["bench", "--base-port", &base];
+    all.extend_from_slice(args);
+    let out = almagill(&all);
+    let committed: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bench: committed "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no committed figure in:\n{out}"));
+    drop(ports);
+    (out, committed)
+}
+
+#[test]
+fn a_short_bench_reports_committed_transfers_and_latency() {
+    let (out, committed) = bench(&[
         "--rate",
         "300",
         "--duration",
@@ -21,15 +34,8 @@ fn a_short_bench_reports_committed_transfers_and_latency() {
         "4",
     ]);
     eprintln!("{out}");
-    let committed: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("bench: committed "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no committed figure in:\n{out}"));
     assert!(committed > 0.0, "nothing committed:\n{out}");
     assert!(out.contains("bench: latency p50 "), "{out}");
-    drop(ports);
 }
 
 /// Committed transfers per second over a calibration of this machine: ed25519 batch
@@ -72,25 +78,7 @@ fn calibration() -> f64 {
 #[test]
 fn committed_throughput_stays_above_the_floor() {
     let calibration = calibration();
-    let ports = Ports::reserve(4);
-    let base = ports.base.to_string();
-    let out = almagill(&[
-        "bench",
-        "--base-port",
-        &base,
-        "--rate",
-        "3000",
-        "--duration",
-        "15",
-        "--warmup",
-        "3",
-    ]);
-    let committed: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("bench: committed "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no committed figure in:\n{out}"));
+    let (out, committed) = bench(&["--rate", "3000", "--duration", "15", "--warmup", "3"]);
     let ratio = committed / calibration;
     eprintln!(
         "floor: committed {committed:.0} tx/s, calibration {calibration:.0} verifications/s, \
@@ -100,5 +88,4 @@ fn committed_throughput_stays_above_the_floor() {
         ratio >= FLOOR_RATIO,
         "committed {committed:.0} tx/s is below {FLOOR_RATIO} x {calibration:.0}:\n{out}"
     );
-    drop(ports);
 }

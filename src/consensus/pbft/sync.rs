@@ -4,7 +4,7 @@
 //! of them waits here for the heights below to arrive.
 
 use crate::block::Block;
-use crate::certificate::{CommitCertificate, Phase};
+use crate::certificate::CommitCertificate;
 use crate::crypto::Address;
 
 use super::Pbft;
@@ -113,12 +113,7 @@ impl Pbft {
 
     fn check_fetched(&mut self, block: &Block, certificate: &CommitCertificate) -> Fetched {
         let height = block.height();
-        let t = certificate.payload;
-        if block.header.prev != self.last_hash
-            || t.phase != Phase::Commit
-            || t.height != height
-            || t.digest != block.header.proposal.digest()
-        {
+        if block.header.prev != self.last_hash || !block.committed_by(certificate) {
             return Fetched::Invalid;
         }
         let Some(validators) = self.validators_at(height) else {
