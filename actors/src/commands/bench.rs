@@ -547,7 +547,8 @@ const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// Sends `lines` to one node open-loop at `rate` a second from `t0`, recording when each
 /// first went out; a reader takes the answers, and a transfer refused for a full mempool or
 /// a nonce too far ahead is sent again after [`RETRY_AFTER`] until `until`. Returns how many
-/// answers were refusals.
+/// transfers were refused for good: refused and not sent again, or still waiting to be
+/// sent again when the load ended.
 fn drive(
     address: SocketAddr,
     lines: Vec<(Hash, String)>,
@@ -579,14 +580,16 @@ fn drive(
                     .unwrap_or_else(PoisonError::into_inner)
                     .pop_front();
                 if answer.starts_with("ERR") {
-                    refused += 1;
                     let retried = answer.contains("mempool_full") || answer.contains("bad_nonce");
-                    if let (true, Some(i)) = (retried, i) {
-                        let again = Instant::now() + RETRY_AFTER;
-                        retry
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push_back((again, i));
+                    match (retried, i) {
+                        (true, Some(i)) => {
+                            let again = Instant::now() + RETRY_AFTER;
+                            retry
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push_back((again, i));
+                        }
+                        _ => refused += 1,
                     }
                 }
             }
@@ -636,7 +639,11 @@ fn drive(
     }
     // No more lines: the node answers what it has and closes, which ends the reader.
     writer.shutdown(std::net::Shutdown::Write)?;
-    reader.join().map_err(|_| anyhow!("a reader thread failed"))
+    let refused = reader
+        .join()
+        .map_err(|_| anyhow!("a reader thread failed"))?;
+    let unsent = retry.lock().unwrap_or_else(PoisonError::into_inner).len();
+    Ok(refused + unsent)
 }
 
 /// A histogram of latencies in microseconds, from 1 µs to an hour, to three significant
