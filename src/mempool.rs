@@ -11,9 +11,9 @@
 //! conflicting one first); the ledger records that and nothing breaks.
 //!
 //! Limits, as go-ethereum's txpool has them: no sender has a ceiling while the pool has room;
-//! when it is full, a sender holding fewer transactions than another pushes out that other's
-//! highest nonce (the largest sender first), so every sender is guaranteed an equal share and
-//! none can starve the rest. A transaction already handed to a proposal in flight is never
+//! when it is full, a sender holding no more than its equal share pushes out the highest
+//! nonce of a sender holding more (the largest first), so every sender is guaranteed an
+//! equal share and none can starve the rest. A transaction already handed to a proposal in flight is never
 //! pushed out. A transaction whose nonce is ahead of the sender's next (by at most
 //! [`FUTURE_WINDOW`]) waits apart, unchecked against state, until the gap fills, whatever
 //! order gossip brings nonces in; it expires after [`Limits::future_ttl_ms`].
@@ -284,10 +284,10 @@ impl Pool {
         if !verified {
             return Err(AdmitError::InvalidSignature);
         }
-        let hash = tx.hash();
-        if self.contains(&hash) || self.recent_set.contains(&hash) {
-            return Err(AdmitError::Duplicate(hash));
+        if let Some(refusal) = self.quick_refusal(&tx, ledger) {
+            return Err(refusal);
         }
+        let hash = tx.hash();
         let size = encoding::encode(&tx).len();
         let from = tx.body.from;
         let entry = Entry { tx, hash, size };
@@ -300,6 +300,22 @@ impl Pool {
         self.admit_checked(entry, ledger)?;
         self.promote(from, ledger);
         Ok(hash)
+    }
+
+    /// The refusals [`Pool::admit`] would give that need no signature check: a transaction
+    /// already held or recently committed, or a nonce its sender has used or that lies
+    /// beyond [`FUTURE_WINDOW`]. The caller checks them before the signature, so that a
+    /// client resending what cannot be admitted yet costs the node a lookup, not a
+    /// verification.
+    pub fn quick_refusal(&self, tx: &Transaction, ledger: &Ledger) -> Option<AdmitError> {
+        let hash = tx.hash();
+        if self.contains(&hash) || self.recent_set.contains(&hash) {
+            return Some(AdmitError::Duplicate(hash));
+        }
+        let expected = self.next_nonce(&tx.body.from, ledger)?;
+        let got = tx.body.nonce;
+        (got < expected || got - expected > FUTURE_WINDOW)
+            .then_some(AdmitError::Rejected(TxError::BadNonce { expected, got }))
     }
 
     /// The nonce `sender`'s next pending transaction must carry, if it has an account.
@@ -411,21 +427,26 @@ impl Pool {
     /// Brings the pool up to date after blocks commit: `committed` are their transactions
     /// and `ledger` the state after them. Committed transactions leave the pool and those
     /// whose nonce the ledger consumed are remembered as recently committed. (One that failed
-    /// without consuming its nonce is not, so its sender may submit it again.) Every other
-    /// pending transaction is checked again against the new state, in order; those that no
-    /// longer apply (stale nonce, funds gone, account created by someone else, or an earlier
-    /// one of the same sender dropped) are dropped. Waiting transactions whose nonce is now
-    /// used, or that waited longer than [`Limits::future_ttl_ms`] by `now_ms`, are dropped;
-    /// the rest are promoted if their turn came.
+    /// without consuming its nonce is not, so its sender may submit it again.) One that
+    /// failed ahead of its turn (its nonce is above the sender's next: a block before it,
+    /// holding the sender's earlier nonces, was replaced at a view change) stays, to be
+    /// proposed again once those commit; its client was told it was admitted and will not
+    /// send it again. Every other pending transaction is checked again against the new
+    /// state, in order; one whose earlier nonces are gone waits for them (as a transaction
+    /// from gossip would), and those that no longer apply (stale nonce, funds gone, account
+    /// created by someone else) are dropped. Waiting transactions whose nonce is now used,
+    /// or that waited longer than [`Limits::future_ttl_ms`] by `now_ms`, are dropped; the
+    /// rest are promoted if their turn came.
     pub fn on_commit(&mut self, committed: &[Transaction], ledger: &Ledger, now_ms: u64) {
         let mut committed_hashes = HashSet::with_capacity(committed.len());
         for tx in committed {
+            let next = ledger.account(&tx.body.from).map(|a| a.nonce);
+            if next.is_some_and(|next| next < tx.body.nonce) {
+                continue;
+            }
             let hash = tx.hash();
             committed_hashes.insert(hash);
-            let consumed = ledger
-                .account(&tx.body.from)
-                .is_some_and(|account| account.nonce > tx.body.nonce);
-            if consumed {
+            if next.is_some_and(|next| next > tx.body.nonce) {
                 self.remember(hash);
             }
         }
@@ -437,13 +458,6 @@ impl Pool {
         self.bytes = 0;
         self.next_seq = 0;
         self.in_flight.retain(|h| !committed_hashes.contains(h));
-        for entry in old.into_values() {
-            if committed_hashes.contains(&entry.hash) || self.recent_set.contains(&entry.hash) {
-                continue;
-            }
-            // A refusal drops the transaction: that is the point of checking again.
-            let _ = self.admit_checked(entry, ledger);
-        }
         let ttl = self.limits.future_ttl_ms;
         let waiting = std::mem::take(&mut self.future);
         self.future_hashes.clear();
@@ -455,6 +469,21 @@ impl Pool {
             self.bytes += w.entry.size;
             self.future_hashes.insert(w.entry.hash);
             self.future.insert((sender, nonce), w);
+        }
+        for entry in old.into_values() {
+            if committed_hashes.contains(&entry.hash) || self.recent_set.contains(&entry.hash) {
+                continue;
+            }
+            // A refusal drops the transaction: that is the point of checking again.
+            let nonce = entry.tx.body.nonce;
+            match self.next_nonce(&entry.tx.body.from, ledger) {
+                Some(next) if nonce > next && nonce - next <= FUTURE_WINDOW => {
+                    let _ = self.wait(entry, now_ms);
+                }
+                _ => {
+                    let _ = self.admit_checked(entry, ledger);
+                }
+            }
         }
         let senders: BTreeSet<Address> = self.future.keys().map(|(a, _)| *a).collect();
         for sender in senders {
@@ -505,10 +534,13 @@ impl Pool {
         Ok(())
     }
 
-    /// Makes room for a transaction of `size` bytes from `from`, pushing out the highest
-    /// nonces of senders holding more than `from` would (the largest first); nothing changes
-    /// if that is not enough. A transaction in flight, or a creation (others' transfers may
-    /// count on it), is never pushed out.
+    /// Makes room for a transaction of `size` bytes from `from`, if `from` would hold no more
+    /// than its share ([`Limits::max_txs`] divided among the senders holding transactions),
+    /// by pushing out the highest nonces of senders holding more than their share (the
+    /// largest first); nothing changes if that is not enough. Senders all at their share
+    /// push out nobody: an admitted transaction is lost to its client (the others after it
+    /// wait on the gap), so it goes only to give a sender its share. A transaction in
+    /// flight, or a creation (others' transfers may count on it), is never pushed out.
     fn make_room(&mut self, from: &Address, size: usize) -> Result<(), Full> {
         let fits = |pool: &Pool| {
             if pool.pending.len() >= pool.limits.max_txs {
@@ -523,6 +555,11 @@ impl Pool {
             return Ok(());
         };
         let mine = self.pending_count(from) + 1;
+        let senders = self.senders.len() + usize::from(!self.senders.contains_key(from));
+        let share = self.limits.max_txs / senders.max(1);
+        if mine > share {
+            return Err(full);
+        }
         let mut victims = Vec::new();
         let (mut count, mut bytes) = (self.pending.len(), self.bytes);
         let mut taken: HashMap<Address, usize> = HashMap::new();
@@ -532,13 +569,13 @@ impl Pool {
                 .by_count
                 .iter()
                 .rev()
-                .take_while(|(held, _)| *held > mine);
+                .take_while(|(held, _)| *held > share);
             let victim = larger.into_iter().find_map(|&(held, sender)| {
                 let held = held - taken.get(&sender).copied().unwrap_or(0);
                 let state = &self.senders[&sender];
                 let seq = *state.seqs.get(held.checked_sub(1)?)?;
                 let entry = &self.pending[&seq];
-                let evictable = held > mine
+                let evictable = held > share
                     && sender != *from
                     && !self.in_flight.contains(&entry.hash)
                     && !matches!(entry.tx.body.kind, TxKind::CreateAccount { .. });

@@ -7,13 +7,14 @@
 //! certified) are blamed on the validators that should have proposed `x` in them. Who leads
 //! height `h` is decided by the blames up to its reference height (the checkpoint more than
 //! two checkpoint intervals below `h`: every node working on `h` has executed it). A
-//! validator blamed `n` times in the last [`MEMORY`] heights is passed over for `n` times
-//! [`WINDOW`] heights after its last blame, the most blamed first, while those passed over
-//! hold at most a third of stake together; a skipped view goes to the next entry of the
-//! rotation that is not skipped. So a recovered validator leads again after at most
-//! [`MEMORY`] heights, and a dead one, blamed again at each return, is passed over longer
-//! each time (its returns cost a view change or a few: its blames reach the reference
-//! height only two checkpoint intervals later).
+//! validator blamed `n` times in the last [`MEMORY`] heights is passed over for
+//! [`pass_over`]`(n)` heights after its last blame ([`WINDOW`], doubled by each further
+//! blame, at most [`MEMORY`]), the most blamed first, while those passed over hold at most a
+//! third of stake together; a skipped view goes to the next entry of the rotation that is
+//! not skipped. So a recovered validator leads again after at most [`MEMORY`] heights, and a
+//! dead one, blamed again at each return, comes back ever more rarely (each return costs a
+//! view change or a few: its blames reach the reference height only two checkpoint
+//! intervals later). The new views' primaries skip the same validators.
 //!
 //! Safety does not rest on who leads: a leader only proposes, and quorums decide. Leaders
 //! chosen this way differ from the plain rotation only after view changes, which a quorum
@@ -27,12 +28,14 @@ use crate::consensus::LeaderSchedule;
 use crate::crypto::Address;
 use crate::validators::ValidatorSet;
 
-/// Heights a validator is passed over for, per blame it has: at a few dozen blocks a second
-/// under light load, most of a minute.
-pub const WINDOW: u64 = 1_000;
+/// Heights a validator is passed over for after one blame: a minute or more at the hundred
+/// or so small blocks a second of a loaded chain, hours at an idle chain's one a second.
+/// Being passed over costs a validator nothing but its turns (blocks carry no reward), and
+/// a dead validator's every return costs the chain a view-change timeout.
+pub const WINDOW: u64 = 10_000;
 
 /// Heights a blame is remembered for: the longest a validator is passed over.
-pub const MEMORY: u64 = 10_000;
+pub const MEMORY: u64 = 100_000;
 
 /// Most rounds blamed for one block: a long outage does not make executing a block long.
 const MAX_BLAMED_ROUNDS: u64 = 64;
@@ -77,7 +80,7 @@ impl Blames {
     }
 
     /// The validators skipped for heights whose reference height is `reference`: each
-    /// blamed `n` times in the [`MEMORY`] up to it, within `n` times [`WINDOW`] of its last
+    /// blamed `n` times in the [`MEMORY`] up to it, within [`pass_over`]`(n)` of its last
     /// blame; the most blamed first (ties by address), then `suspect` if given, while
     /// together they hold at most a third of `validators`' stake.
     pub fn skipped(
@@ -100,7 +103,7 @@ impl Blames {
         }
         let mut ranked: Vec<(u64, Address)> = counts
             .into_iter()
-            .filter(|(_, (n, last))| reference - last < n.saturating_mul(WINDOW))
+            .filter(|(_, (n, last))| reference - last < pass_over(*n))
             .map(|(a, (n, _))| (n, a))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -117,6 +120,14 @@ impl Blames {
         }
         skipped
     }
+}
+
+/// Heights a validator blamed `n` times (at least once) in the last [`MEMORY`] is passed
+/// over for after its last blame: [`WINDOW`], doubled by each blame after the first, at
+/// most [`MEMORY`].
+pub fn pass_over(n: u64) -> u64 {
+    let doublings = n.saturating_sub(1).min(u64::from(u64::BITS - 1));
+    WINDOW.saturating_mul(1u64 << doublings).min(MEMORY)
 }
 
 /// The height whose blames decide who leads `height`: the highest multiple of the

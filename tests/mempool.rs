@@ -189,6 +189,40 @@ fn refuses_a_duplicate() {
     assert_eq!(pool.len(), 1);
 }
 
+/// What needs no signature check is refused before one: a client resending in a loop costs
+/// the node a lookup. A transaction that might be admitted is not quick-refused, so its
+/// signature is still checked.
+#[test]
+fn refusals_that_need_no_signature_come_first() {
+    let ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let first = transfer(4, 0, 1, 10);
+    let hash = admit(&mut pool, first.clone(), &ledger).unwrap();
+    assert_eq!(
+        pool.quick_refusal(&first, &ledger),
+        Some(AdmitError::Duplicate(hash))
+    );
+    let mut stale = transfer(4, 0, 2, 10);
+    stale.signature = first.signature;
+    assert_eq!(
+        code(Err(pool.quick_refusal(&stale, &ledger).unwrap())),
+        "bad_nonce"
+    );
+    let far = transfer(4, 2 + FUTURE_WINDOW, 1, 10);
+    assert_eq!(
+        code(Err(pool.quick_refusal(&far, &ledger).unwrap())),
+        "bad_nonce"
+    );
+    let mut next = transfer(4, 1, 1, 10);
+    next.signature = first.signature;
+    assert_eq!(pool.quick_refusal(&next, &ledger), None);
+    assert_eq!(
+        pool.quick_refusal(&transfer(4, 1 + FUTURE_WINDOW, 1, 10), &ledger),
+        None
+    );
+    assert_eq!(code(admit(&mut pool, next, &ledger)), "invalid_signature");
+}
+
 #[test]
 fn refuses_bad_signatures_and_bad_amounts() {
     let ledger = test_ledger();
@@ -395,7 +429,7 @@ fn a_full_pool_pushes_out_the_largest_senders_highest_nonces() {
     let full = admit(&mut pool, transfer(4, 8, 1, 1), &ledger);
     assert_eq!(full, Err(AdmitError::MempoolFull(Full::Transactions)));
     assert_eq!(code(full), "mempool_full");
-    // ...but anyone holding fewer pushes out its highest nonce.
+    // ...but anyone within its share pushes out its highest nonce.
     admit(&mut pool, transfer(2, 0, 4, 1), &ledger).unwrap();
     assert!(!pool.contains(&transfer(4, 7, 1, 1).hash()));
     admit(&mut pool, transfer(1, 2, 4, 1), &ledger).unwrap();
@@ -403,6 +437,26 @@ fn a_full_pool_pushes_out_the_largest_senders_highest_nonces() {
     assert_eq!(pool.len(), 10);
     assert_eq!(pool.pending_count(&address(4)), 6);
     assert_applies(&ledger, &everything(&pool));
+
+    // Only to give a sender its share: with a full pool of 9 among 3 senders, one holding
+    // 3 may not push out another's fifth (every pushed-out transaction is lost to its
+    // client, and the rest of its sender's wait on the gap).
+    let mut pool = Pool::new(Limits {
+        max_txs: 9,
+        ..Limits::default()
+    });
+    for (seed, count) in [(4, 5), (1, 3), (2, 1)] {
+        for n in 0..count {
+            admit(&mut pool, transfer(seed, n, 3, 1), &ledger).unwrap();
+        }
+    }
+    assert_eq!(
+        admit(&mut pool, transfer(1, 3, 4, 1), &ledger),
+        Err(AdmitError::MempoolFull(Full::Transactions))
+    );
+    assert_eq!(pool.pending_count(&address(4)), 5);
+    admit(&mut pool, transfer(2, 1, 4, 1), &ledger).unwrap();
+    assert_eq!(pool.pending_count(&address(4)), 4);
 
     // Transactions handed to a proposal in flight are never pushed out.
     let mut pool = Pool::new(Limits {
@@ -494,6 +548,30 @@ fn batches_keep_nonce_order_and_skip_what_follows_an_exclusion() {
     assert_eq!(pool.batch(2, &exclude, &HashSet::new()), vec![a0, b0]);
 }
 
+/// A block holding a sender's later nonces can commit when the block before it, holding its
+/// earlier ones, was replaced at a view change: the later ones fail, and stay pending to be
+/// proposed again (their client was told they were admitted and will not send them again).
+///
+/// Mutation caught: `on_commit` dropping every committed transaction — the sender's nonces
+/// 2 and 3 are gone, and everything it sends after them is refused for good.
+#[test]
+fn transactions_that_failed_ahead_of_their_turn_stay() {
+    let mut ledger = test_ledger();
+    let mut pool = Pool::new(Limits::default());
+    let txs: Vec<_> = (0..4).map(|n| transfer(4, n, 1, 10)).collect();
+    for tx in &txs {
+        admit(&mut pool, tx.clone(), &ledger).unwrap();
+    }
+    let results = commit(&mut pool, &mut ledger, &txs[2..]);
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(TxError::BadNonce { .. }))));
+    assert_eq!(everything(&pool), txs);
+    let results = commit(&mut pool, &mut ledger, &txs);
+    assert!(results.iter().all(Result::is_ok));
+    assert!(pool.is_empty() && pool.waiting() == 0);
+}
+
 #[test]
 fn commits_remove_committed_and_drop_stale() {
     let mut ledger = test_ledger();
@@ -534,11 +612,12 @@ fn commits_remove_committed_and_drop_stale() {
     assert!(!pool.contains(&a[0].hash()));
     assert!(!pool.contains(&b0.hash()));
     assert!(pool.contains(&a[1].hash()) && pool.contains(&a[2].hash()));
-    // c0's nonce went to the competing transaction; c1 no longer has the funds, and c2
-    // follows it.
+    // c0's nonce went to the competing transaction; c1 no longer has the funds, and c2,
+    // which follows it, waits for a nonce 1 its sender may yet send.
     assert!(!pool.contains(&c0.hash()));
     assert!(!pool.contains(&c1.hash()));
-    assert!(!pool.contains(&c2.hash()));
+    assert!(pool.contains(&c2.hash()));
+    assert_eq!(pool.waiting(), 1);
     // 5 is still not created, so its creation and the transfer to it remain.
     assert!(pool.contains(&create5.hash()));
     assert!(pool.contains(&pay5.hash()));
@@ -569,7 +648,8 @@ fn commits_remove_committed_and_drop_stale() {
     );
     assert_applies(&ledger, &everything(&pool));
 
-    // Now someone else creates 5 for real: 4's creation is dropped, the transfer to 5 stays.
+    // Now someone else creates 5 for real: 4's creation is dropped, the transfer to 5 stays;
+    // it is sender 2's nonce 1, so its waiting nonce 2 is pending now.
     let really_create5 = create(2, 1, 5, 1);
     assert_eq!(
         commit(&mut pool, &mut ledger, &[really_create5]),
@@ -577,7 +657,10 @@ fn commits_remove_committed_and_drop_stale() {
     );
     assert!(!pool.contains(&create5.hash()));
     assert!(pool.contains(&pay5.hash()));
-    assert_eq!(everything(&pool), vec![a[1].clone(), a[2].clone(), pay5]);
+    assert_eq!(
+        everything(&pool),
+        vec![a[1].clone(), a[2].clone(), pay5, c2.clone()]
+    );
     assert_applies(&ledger, &everything(&pool));
 
     // Committing the rest empties the pool.

@@ -61,8 +61,9 @@ fn the_leaders_of_ended_rounds_are_blamed() {
     assert_eq!(b.last_view, 5);
 }
 
-/// A validator blamed `n` times is passed over for `n` windows after its last blame, then
-/// leads again; blames older than the memory do not count.
+/// A validator blamed `n` times is passed over for a window doubled by each blame after the
+/// first, counted from its last blame, then leads again; blames older than the memory do not
+/// count.
 #[test]
 fn the_more_blamed_are_passed_over_longer() {
     let set = four();
@@ -86,6 +87,13 @@ fn the_more_blamed_are_passed_over_longer() {
         b.skipped(160 + 2 * WINDOW, &set, None).is_empty(),
         "two's two windows are over"
     );
+    let thrice = blames(&[(100, one), (200, one), (300, one)]);
+    assert_eq!(thrice.skipped(300 + 4 * WINDOW - 1, &set, None), vec![one]);
+    assert!(
+        thrice.skipped(300 + 4 * WINDOW, &set, None).is_empty(),
+        "three blames: four windows"
+    );
+    assert_eq!(reputation::pass_over(30), MEMORY, "at most the memory");
     let many: Vec<(u64, Address)> = (1..=20).map(|h| (h, one)).collect();
     assert!(
         blames(&many).skipped(20 + MEMORY, &set, None).is_empty(),

@@ -5,7 +5,7 @@
 //! client sees it: from the moment its `SUBMIT` line is written to the moment node 0's
 //! `BLOCK` first lists it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -409,9 +409,18 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         let sent: Sent = Arc::new(Mutex::new(lines.iter().map(|(h, _)| (*h, None)).collect()));
         sent_lists.push(sent.clone());
         let address = nodes.admin[node];
-        let rate = plan.rate as f64 / n as f64;
+        // Each node's share of the rate is its share of the transfers, so all end together.
+        let rate = plan.rate as f64 * lines.len() as f64 / total as f64;
+        let committed = committed.clone();
         senders.push(thread::spawn(move || {
-            drive(address, lines, rate, t0, window_end, &sent)
+            let plan = Drive {
+                address,
+                lines,
+                rate,
+                t0,
+                until: window_end,
+            };
+            drive(plan, &sent, &committed)
         }));
     }
     if plan.kill_one {
@@ -421,12 +430,16 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
             nodes.admin.len() - 1
         );
     }
-    let mut refused = 0;
+    let mut refusals: BTreeMap<String, usize> = BTreeMap::new();
     for sender in senders {
-        refused += sender
+        for (code, count) in sender
             .join()
-            .map_err(|_| anyhow!("a client thread failed"))??;
+            .map_err(|_| anyhow!("a client thread failed"))??
+        {
+            *refusals.entry(code).or_default() += count;
+        }
     }
+    let refused: usize = refusals.values().sum();
     let load_end = Instant::now();
     let cpu_after = nodes.cpu_seconds();
     let client_cpu = process_cpu_seconds("/proc/self/stat") - client_cpu;
@@ -499,8 +512,14 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         .map(|m| format!("{m:.0}"))
         .collect();
     println!(
-        "bench: committed {:.0} tx/s ({done} of those offered in the {window:.1} s window; {refused} refused)",
-        done as f64 / window
+        "bench: committed {:.0} tx/s ({done} of those offered in the {window:.1} s window; {refused} refused{})",
+        done as f64 / window,
+        if refusals.is_empty() {
+            String::new()
+        } else {
+            let codes: Vec<String> = refusals.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            format!(": {}", codes.join(", "))
+        }
     );
     println!(
         "bench: latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
@@ -544,30 +563,54 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
 /// before it was refused), as a real client would.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
-/// Sends `lines` to one node open-loop at `rate` a second from `t0`, recording when each
-/// first went out; a reader takes the answers, and a transfer refused for a full mempool or
-/// a nonce too far ahead is sent again after [`RETRY_AFTER`] until `until`. Returns how many
-/// transfers were refused for good: refused and not sent again, or still waiting to be
-/// sent again when the load ended.
-fn drive(
+/// How long after it was last sent an admitted transfer that has not committed is sent
+/// again, as wallets rebroadcast: a full mempool may have pushed it out to give another
+/// sender its share (the node answers `duplicate` if it still holds it).
+const REBROADCAST_AFTER: Duration = Duration::from_secs(3);
+
+/// One client connection's load: its transfers, in nonce order per account, and when to
+/// send them.
+struct Drive {
     address: SocketAddr,
     lines: Vec<(Hash, String)>,
+    /// Transfers a second.
     rate: f64,
+    /// When the first is due.
     t0: Instant,
+    /// When the load ends: nothing is sent again after it.
     until: Instant,
+}
+
+/// Sends `plan.lines` to one node open-loop at `plan.rate` a second from `plan.t0`,
+/// recording in `sent` when each first went out; a reader takes the answers. A transfer
+/// refused for a full mempool or a nonce too far ahead is sent again after
+/// [`RETRY_AFTER`], and one admitted but not in `committed` after [`REBROADCAST_AFTER`],
+/// until `plan.until`. Returns how many transfers were refused for good (refused and not
+/// sent again, or still waiting to be sent again when the load ended), by the error code of
+/// their last answer.
+fn drive(
+    plan: Drive,
     sent: &Sent,
-) -> Result<usize> {
+    committed: &Mutex<HashMap<Hash, Instant>>,
+) -> Result<BTreeMap<String, usize>> {
+    let Drive {
+        address,
+        lines,
+        rate,
+        t0,
+        until,
+    } = plan;
     let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut writer = stream.try_clone()?;
     // Which line each answer is for, in the order they went out; refused ones, with when
     // to send them again.
     let order: Arc<Mutex<VecDeque<usize>>> = Arc::default();
-    let retry: Arc<Mutex<VecDeque<(Instant, usize)>>> = Arc::default();
+    let retry: Arc<Mutex<VecDeque<(Instant, usize, String)>>> = Arc::default();
     let reader = {
         let (order, retry) = (order.clone(), retry.clone());
         thread::spawn(move || {
-            let mut refused = 0;
+            let mut refused: BTreeMap<String, usize> = BTreeMap::new();
             let mut reader = BufReader::new(stream);
             let mut answer = String::new();
             loop {
@@ -579,28 +622,43 @@ fn drive(
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .pop_front();
-                if answer.starts_with("ERR") {
-                    let retried = answer.contains("mempool_full") || answer.contains("bad_nonce");
+                if let Some(error) = answer.strip_prefix("ERR ") {
+                    let code = error.split_whitespace().next().unwrap_or("").to_string();
+                    let retried = code == "mempool_full" || code == "bad_nonce";
                     match (retried, i) {
                         (true, Some(i)) => {
                             let again = Instant::now() + RETRY_AFTER;
                             retry
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
-                                .push_back((again, i));
+                                .push_back((again, i, code));
                         }
-                        _ => refused += 1,
+                        // A rebroadcast transfer the node still holds.
+                        _ if code == "duplicate" => {}
+                        _ => *refused.entry(code).or_default() += 1,
                     }
                 }
             }
             refused
         })
     };
+    let is_committed = |i: usize| {
+        committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&lines[i].0)
+    };
+    // When each line was last sent (for the rebroadcast), and the first line that may
+    // still need it: everything before it has committed.
+    let mut last_sent: Vec<Option<Instant>> = vec![None; lines.len()];
+    let mut oldest = 0;
+    let mut next_rebroadcast = t0 + REBROADCAST_AFTER;
     let mut batch = String::new();
     let mut k = 0;
     loop {
         let now = Instant::now();
-        // Everything due by now goes out in one write: refused ones due again, then new.
+        // Everything due by now goes out in one write: refused ones due again, transfers
+        // to rebroadcast, then new ones.
         let due = ((now.saturating_duration_since(t0)).as_secs_f64() * rate) as usize;
         let upto = due.min(lines.len());
         let mut again = Vec::new();
@@ -608,9 +666,23 @@ fn drive(
             let mut retry = retry.lock().unwrap_or_else(PoisonError::into_inner);
             while retry
                 .front()
-                .is_some_and(|(at, _)| *at <= now && now < until)
+                .is_some_and(|(at, _, _)| *at <= now && now < until)
             {
-                again.extend(retry.pop_front().map(|(_, i)| i));
+                again.extend(retry.pop_front().map(|(_, i, _)| i));
+            }
+        }
+        again.retain(|i| !is_committed(*i));
+        if now >= next_rebroadcast && now < until {
+            next_rebroadcast = now + Duration::from_secs(1);
+            let map = committed.lock().unwrap_or_else(PoisonError::into_inner);
+            while oldest < k && map.contains_key(&lines[oldest].0) {
+                oldest += 1;
+            }
+            for i in oldest..k {
+                let stale = last_sent[i].is_some_and(|at| at + REBROADCAST_AFTER <= now);
+                if stale && !map.contains_key(&lines[i].0) {
+                    again.push(i);
+                }
             }
         }
         if upto <= k && again.is_empty() {
@@ -631,6 +703,9 @@ fn drive(
         }
         writer.write_all(batch.as_bytes())?;
         let at = Instant::now();
+        for i in again.iter().copied().chain(fresh.clone()) {
+            last_sent[i] = Some(at);
+        }
         let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
         for entry in &mut sent[fresh] {
             entry.1 = Some(at);
@@ -639,11 +714,19 @@ fn drive(
     }
     // No more lines: the node answers what it has and closes, which ends the reader.
     writer.shutdown(std::net::Shutdown::Write)?;
-    let refused = reader
+    let mut refused = reader
         .join()
         .map_err(|_| anyhow!("a reader thread failed"))?;
-    let unsent = retry.lock().unwrap_or_else(PoisonError::into_inner).len();
-    Ok(refused + unsent)
+    for (_, i, code) in retry
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain(..)
+    {
+        if !is_committed(i) {
+            *refused.entry(code).or_default() += 1;
+        }
+    }
+    Ok(refused)
 }
 
 /// A histogram of latencies in microseconds, from 1 µs to an hour, to three significant

@@ -272,6 +272,7 @@ impl Handler<Batch> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: Batch, ctx: &mut Context<Self>) {
+        debug!(target: "consensus", height = msg.height, txs = msg.txs.len(), "batch");
         let input = Input::Batch {
             height: msg.height,
             txs: msg.txs,

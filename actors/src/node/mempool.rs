@@ -65,6 +65,7 @@ impl Mempool {
                 Ok(hash)
             }
             Err(e) => {
+                debug!(target: "mempool", "transaction refused: {e}");
                 self.metrics.rejected(e.code());
                 Err(e)
             }
@@ -107,6 +108,10 @@ impl Handler<Submit> for Mempool {
     type Result = Result<Hash, AdmitError>;
 
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(e) = self.pool.quick_refusal(&msg.0, &self.ledger) {
+            self.metrics.rejected(e.code());
+            return Err(e);
+        }
         let verified = !matches!(
             msg.0.verify(&self.chain_id),
             Err(TxFormatError::InvalidSignature)
@@ -145,9 +150,8 @@ impl Handler<PeerTxs> for Mempool {
         });
         ctx.spawn(check.into_actor(self).map(|checked, mempool, ctx| {
             for (tx, verified) in checked.unwrap_or_default() {
-                if let Err(e) = mempool.admit(tx, verified) {
-                    debug!(target: "mempool", "gossiped transaction refused: {e}");
-                }
+                // A refusal is logged and counted by `admit`; gossip has no one to answer.
+                let _ = mempool.admit(tx, verified);
             }
             mempool.hint(ctx);
         }));

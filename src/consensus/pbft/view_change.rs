@@ -397,10 +397,9 @@ impl Pbft {
     /// every body (its digest, and the body check).
     fn new_view_valid(&mut self, signed: &Signed<NewView>, bodies: &[Proposal]) -> bool {
         let nv = &signed.payload;
-        let Some(epoch) = self.epoch() else {
+        let (Some(primary), Some(epoch)) = (self.primary(nv.round), self.epoch()) else {
             return false;
         };
-        let primary = epoch.leaders.leader(nv.round);
         if signed.signer != primary
             || bodies.len() != nv.proposals.len()
             || nv
