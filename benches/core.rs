@@ -10,7 +10,7 @@ use almagill::crypto::{self, Keypair, SignedMessage};
 use almagill::genesis::Genesis;
 use almagill::ledger::Ledger;
 use almagill::mempool::{Limits, Pool};
-use almagill::tx::{verify_signatures, Transaction, TxBody, TxKind};
+use almagill::tx::{verify_signatures, Transaction, TxBody, TxKind, VerifiedTxs};
 use almagill::validators::{Validator, ValidatorSet};
 use almagill_testkit::GenesisBuilder;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -135,7 +135,14 @@ fn hot_path(c: &mut Criterion) {
     let proposal = Proposal::new(1, 1, 1, keys[0].address(), transfers(&keys, 2000));
     group.throughput(Throughput::Elements(2000));
     group.bench_function("check_proposal_body/2000", |b| {
-        b.iter(|| proposal.check_body(CHAIN, 2000))
+        b.iter(|| proposal.check_body(CHAIN, 2000, &VerifiedTxs::default()))
+    });
+    // The same body once the mempool verified its transactions: each is checked once per
+    // node.
+    let verified = VerifiedTxs::default();
+    verified.add(proposal.txs.iter().map(Transaction::hash));
+    group.bench_function("check_proposal_body_known/2000", |b| {
+        b.iter(|| proposal.check_body(CHAIN, 2000, &verified))
     });
 
     // A vote, and a commit certificate of three of four validators.

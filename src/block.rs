@@ -14,7 +14,7 @@ use crate::certificate::{CommitCertificate, Phase};
 use crate::crypto::{domain, Address, Hash};
 use crate::encoding;
 use crate::merkle;
-use crate::tx::{verify_signatures, Transaction, TxFormatError};
+use crate::tx::{verify_signatures, Transaction, TxFormatError, VerifiedTxs};
 
 /// The header of a proposal: what consensus votes on (through its digest).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -44,7 +44,8 @@ impl ProposalHeader {
     }
 
     /// Every stateless check on a body under this header: the transaction root, the count
-    /// limit, no duplicates, and each transaction's format and signature (one batch).
+    /// limit, no duplicates, and each transaction's format and signature (one batch, of
+    /// those not in `verified`; those it checks are added to it).
     ///
     /// A body enters a node by many paths (a pre-prepare, a view change, a new view, a
     /// catch-up reply, the node's own vote log); each calls this one check, so no path can
@@ -54,6 +55,7 @@ impl ProposalHeader {
         txs: &[Transaction],
         chain_id: &str,
         max_txs: usize,
+        verified: &VerifiedTxs,
     ) -> Result<(), BlockError> {
         if txs.len() > max_txs {
             return Err(BlockError::TooManyTxs {
@@ -73,13 +75,17 @@ impl ProposalHeader {
             tx.check_format()
                 .map_err(|error| BlockError::BadTx { index, error })?;
         }
-        match verify_signatures(txs, chain_id).iter().position(|ok| !ok) {
-            Some(index) => Err(BlockError::BadTx {
+        let known = verified.known(&hashes);
+        let unchecked: Vec<usize> = (0..txs.len()).filter(|&i| !known[i]).collect();
+        let valid = verify_signatures(unchecked.iter().map(|&i| &txs[i]), chain_id);
+        if let Some((&index, _)) = unchecked.iter().zip(&valid).find(|(_, ok)| !**ok) {
+            return Err(BlockError::BadTx {
                 index,
                 error: TxFormatError::InvalidSignature,
-            }),
-            None => Ok(()),
+            });
         }
+        verified.add(unchecked.iter().map(|&i| hashes[i]));
+        Ok(())
     }
 }
 
@@ -176,8 +182,14 @@ impl Proposal {
     }
 
     /// Every stateless check on the body ([`ProposalHeader::check_body`]).
-    pub fn check_body(&self, chain_id: &str, max_txs: usize) -> Result<(), BlockError> {
-        self.header.check_body(&self.txs, chain_id, max_txs)
+    pub fn check_body(
+        &self,
+        chain_id: &str,
+        max_txs: usize,
+        verified: &VerifiedTxs,
+    ) -> Result<(), BlockError> {
+        self.header
+            .check_body(&self.txs, chain_id, max_txs, verified)
     }
 }
 
@@ -213,9 +225,14 @@ impl Block {
     }
 
     /// Every stateless check on the body ([`ProposalHeader::check_body`]).
-    pub fn check_body(&self, chain_id: &str, max_txs: usize) -> Result<(), BlockError> {
+    pub fn check_body(
+        &self,
+        chain_id: &str,
+        max_txs: usize,
+        verified: &VerifiedTxs,
+    ) -> Result<(), BlockError> {
         self.header
             .proposal
-            .check_body(&self.txs, chain_id, max_txs)
+            .check_body(&self.txs, chain_id, max_txs, verified)
     }
 }

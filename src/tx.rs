@@ -1,5 +1,8 @@
 //! Transactions: what an account asks the chain to do, signed by that account.
 
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Mutex, PoisonError};
+
 use bincode::{Decode, Encode};
 use thiserror::Error;
 
@@ -147,7 +150,11 @@ impl Transaction {
 
 /// Checks the signatures of many transactions as one batch; each answer is what the
 /// signature check of [`Transaction::verify`] would say for that transaction alone.
-pub fn verify_signatures(txs: &[Transaction], chain_id: &str) -> Vec<bool> {
+pub fn verify_signatures<'a>(
+    txs: impl IntoIterator<Item = &'a Transaction>,
+    chain_id: &str,
+) -> Vec<bool> {
+    let txs: Vec<&Transaction> = txs.into_iter().collect();
     let messages: Vec<Vec<u8>> = txs.iter().map(|tx| tx.signing_message(chain_id)).collect();
     let items: Vec<crypto::SignedMessage<'_>> = txs
         .iter()
@@ -159,4 +166,43 @@ pub fn verify_signatures(txs: &[Transaction], chain_id: &str) -> Vec<bool> {
         })
         .collect();
     crypto::verify_batch(&items)
+}
+
+/// How many verified transaction hashes a node remembers: a few seconds of transactions at
+/// the highest rates (a proposal carries what arrived in the last second or so), in a few
+/// MiB.
+pub const VERIFIED_REMEMBERED: usize = 50_000;
+
+/// Hashes of transactions whose signatures this node has checked on its chain, so that each
+/// is checked once per node: the mempool adds what it verifies, proposal bodies skip what
+/// is here and add what they verify. A transaction's hash covers its signature, so a hit is
+/// the very same signed bytes. Bounded by [`VERIFIED_REMEMBERED`], oldest forgotten first;
+/// shared between actors, so behind a lock.
+#[derive(Debug, Default)]
+pub struct VerifiedTxs {
+    inner: Mutex<(VecDeque<Hash>, HashSet<Hash>)>,
+}
+
+impl VerifiedTxs {
+    /// Remembers `hashes` as verified.
+    pub fn add(&self, hashes: impl IntoIterator<Item = Hash>) {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (order, set) = &mut *guard;
+        for hash in hashes {
+            if set.insert(hash) {
+                order.push_back(hash);
+            }
+        }
+        while order.len() > VERIFIED_REMEMBERED {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+    }
+
+    /// Whether each of `hashes` was verified, under one lock.
+    pub fn known(&self, hashes: &[Hash]) -> Vec<bool> {
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        hashes.iter().map(|h| guard.1.contains(h)).collect()
+    }
 }

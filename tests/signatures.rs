@@ -14,7 +14,7 @@ use almagill::certificate::{
 use almagill::consensus::{CheckpointCertificate, CheckpointTarget, NewView, ViewChange};
 use almagill::crypto::{self, domain, Address, Hash, Signature, SignedMessage};
 use almagill::encoding;
-use almagill::tx::{Transaction, TxBody, TxFormatError, TxKind};
+use almagill::tx::{Transaction, TxBody, TxFormatError, TxKind, VerifiedTxs};
 use almagill::validators::{Validator, ValidatorSet};
 use bincode::Decode;
 use common::{
@@ -441,12 +441,55 @@ fn five_txs() -> Vec<Transaction> {
 /// transactions is allowed.
 #[test]
 fn check_body_accepts_valid_proposals() {
-    assert_eq!(proposal(1, five_txs()).check_body(CHAIN_ID, 100), Ok(()));
-    assert_eq!(proposal(1, five_txs()).check_body(CHAIN_ID, 5), Ok(()));
-    assert_eq!(proposal(1, vec![]).check_body(CHAIN_ID, 0), Ok(()));
     assert_eq!(
-        proposal(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 1),
+        proposal(1, five_txs()).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Ok(())
+    );
+    assert_eq!(
+        proposal(1, five_txs()).check_body(CHAIN_ID, 5, &VerifiedTxs::default()),
+        Ok(())
+    );
+    assert_eq!(
+        proposal(1, vec![]).check_body(CHAIN_ID, 0, &VerifiedTxs::default()),
+        Ok(())
+    );
+    assert_eq!(
+        proposal(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 1, &VerifiedTxs::default()),
+        Ok(())
+    );
+}
+
+/// Each transaction's signature is checked once per node: a body checks only those not
+/// verified already (by the mempool, or an earlier body) and remembers what it checked. A
+/// transaction's hash covers its signature, so a forged copy of a verified transaction is
+/// still checked, and refused.
+///
+/// Mutation caught: `check_body` ignoring `verified` — the second check of the same body
+/// verifies five signatures again.
+#[test]
+fn check_body_verifies_each_transaction_once() {
+    let verified = VerifiedTxs::default();
+    let txs = five_txs();
+    verified.add(txs[..2].iter().map(Transaction::hash));
+    let before = crypto::signatures_checked();
+    assert_eq!(
+        proposal(1, txs.clone()).check_body(CHAIN_ID, 100, &verified),
+        Ok(())
+    );
+    assert_eq!(crypto::signatures_checked() - before, 3);
+    assert_eq!(
+        proposal(1, txs.clone()).check_body(CHAIN_ID, 100, &verified),
+        Ok(())
+    );
+    assert_eq!(crypto::signatures_checked() - before, 3);
+    let mut forged = txs;
+    forged[0].signature.0[40] ^= 1;
+    assert_eq!(
+        proposal(1, forged).check_body(CHAIN_ID, 100, &verified),
+        Err(BlockError::BadTx {
+            index: 0,
+            error: TxFormatError::InvalidSignature
+        })
     );
 }
 
@@ -458,7 +501,7 @@ fn check_body_rejects_bad_signature() {
         let mut txs = five_txs();
         txs[bad].signature.0[40] ^= 1;
         assert_eq!(
-            proposal(1, txs.clone()).check_body(CHAIN_ID, 100),
+            proposal(1, txs.clone()).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
             Err(BlockError::BadTx {
                 index: bad,
                 error: TxFormatError::InvalidSignature
@@ -466,7 +509,7 @@ fn check_body_rejects_bad_signature() {
         );
         txs[4].signature = Signature([0; 64]);
         assert_eq!(
-            proposal(1, txs).check_body(CHAIN_ID, 100),
+            proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
             Err(BlockError::BadTx {
                 index: bad,
                 error: TxFormatError::InvalidSignature
@@ -479,7 +522,7 @@ fn check_body_rejects_bad_signature() {
         .map(|tx| tx.body.sign(&keypair(1), "elsewhere"))
         .collect();
     assert!(matches!(
-        proposal(1, foreign).check_body(CHAIN_ID, 100),
+        proposal(1, foreign).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::BadTx {
             index: 0,
             error: TxFormatError::InvalidSignature
@@ -495,31 +538,31 @@ fn check_body_rejects_wrong_tx_root() {
     let mut wrong = good.clone();
     wrong.header.tx_root.0[0] ^= 1;
     assert_eq!(
-        wrong.check_body(CHAIN_ID, 100),
+        wrong.check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::TxRootMismatch)
     );
     let mut reordered = good.clone();
     reordered.txs.swap(0, 1);
     assert_eq!(
-        reordered.check_body(CHAIN_ID, 100),
+        reordered.check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::TxRootMismatch)
     );
     let mut dropped = good.clone();
     dropped.txs.pop();
     assert_eq!(
-        dropped.check_body(CHAIN_ID, 100),
+        dropped.check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::TxRootMismatch)
     );
     let mut added = good.clone();
     added.txs.push(signed(7, 0, TxKind::Stake { amount: 1 }));
     assert_eq!(
-        added.check_body(CHAIN_ID, 100),
+        added.check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::TxRootMismatch)
     );
     let mut emptied = good;
     emptied.txs.clear();
     assert_eq!(
-        emptied.check_body(CHAIN_ID, 100),
+        emptied.check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::TxRootMismatch)
     );
 }
@@ -531,7 +574,7 @@ fn check_body_rejects_duplicate_tx() {
     txs.push(txs[2].clone());
     let dup = txs[2].hash();
     assert_eq!(
-        proposal(1, txs).check_body(CHAIN_ID, 100),
+        proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::DuplicateTx(dup))
     );
 }
@@ -540,11 +583,11 @@ fn check_body_rejects_duplicate_tx() {
 #[test]
 fn check_body_rejects_too_many_txs() {
     assert_eq!(
-        proposal(1, five_txs()).check_body(CHAIN_ID, 4),
+        proposal(1, five_txs()).check_body(CHAIN_ID, 4, &VerifiedTxs::default()),
         Err(BlockError::TooManyTxs { count: 5, max: 4 })
     );
     assert_eq!(
-        proposal(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 0),
+        proposal(1, five_txs()[..1].to_vec()).check_body(CHAIN_ID, 0, &VerifiedTxs::default()),
         Err(BlockError::TooManyTxs { count: 1, max: 0 })
     );
 }
@@ -556,7 +599,7 @@ fn check_body_rejects_malformed_txs() {
     let mut txs = five_txs();
     txs[1] = signed(2, 0, TxKind::Stake { amount: 0 });
     assert_eq!(
-        proposal(1, txs).check_body(CHAIN_ID, 100),
+        proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::BadTx {
             index: 1,
             error: TxFormatError::ZeroAmount
@@ -572,7 +615,7 @@ fn check_body_rejects_malformed_txs() {
         },
     );
     assert_eq!(
-        proposal(1, txs).check_body(CHAIN_ID, 100),
+        proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
         Err(BlockError::BadTx {
             index: 3,
             error: TxFormatError::SelfTransfer
@@ -596,11 +639,11 @@ proptest! {
         // Keep the transactions distinct (the generator may repeat one).
         txs.sort_by_key(Transaction::hash);
         txs.dedup_by_key(|tx| tx.hash());
-        prop_assert_eq!(proposal(1, txs.clone()).check_body(CHAIN_ID, 100), Ok(()));
+        prop_assert_eq!(proposal(1, txs.clone()).check_body(CHAIN_ID, 100, &VerifiedTxs::default()), Ok(()));
         let bad = pick.index(txs.len());
         txs[bad].signature.0[byte] ^= mask;
         prop_assert_eq!(
-            proposal(1, txs).check_body(CHAIN_ID, 100),
+            proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
             Err(BlockError::BadTx { index: bad, error: TxFormatError::InvalidSignature })
         );
     }

@@ -11,12 +11,14 @@ mod sync;
 pub mod view_change;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::block::{Block, Proposal};
 use crate::certificate::{Certificate, CommitCertificate, Phase, Signed, VoteTarget};
 use crate::crypto::{Address, Hash, Keypair, Signature};
 use crate::genesis::ConsensusParams;
 use crate::reputation::{self, Blames};
+use crate::tx::VerifiedTxs;
 use crate::validators::{self, ValidatorSet};
 
 use super::budget::{Budget, Period};
@@ -57,6 +59,9 @@ pub struct Config {
     pub epoch_length: u64,
     /// The state root at height 0: the checkpoint every node starts from.
     pub genesis_state_root: Hash,
+    /// Transactions whose signatures this node checked already (its mempool shares it):
+    /// proposal bodies skip them.
+    pub verified: Arc<VerifiedTxs>,
 }
 
 /// Whether the node is working in its round or trying to leave it.
@@ -540,7 +545,9 @@ impl Pbft {
             return proposal.header.binds(&proposal.txs);
         }
         let max_txs = self.cfg.params.max_block_txs as usize;
-        let ok = proposal.check_body(&self.cfg.chain_id, max_txs).is_ok();
+        let ok = proposal
+            .check_body(&self.cfg.chain_id, max_txs, &self.cfg.verified)
+            .is_ok();
         if ok {
             self.verified.insert(digest, proposal.header.height);
         }

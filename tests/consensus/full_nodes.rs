@@ -152,6 +152,7 @@ fn core_without_a_key_keeps_its_timer_and_asks_for_blocks() {
         params: world.genesis.consensus.clone(),
         epoch_length: world.genesis.epoch_length,
         genesis_state_root: ledger.state_root(),
+        verified: Default::default(),
     };
     let restored = Restored {
         committed: 0,

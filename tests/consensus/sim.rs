@@ -264,6 +264,7 @@ impl World {
             params: self.genesis.consensus.clone(),
             epoch_length: self.genesis.epoch_length,
             genesis_state_root: ledger.state_root(),
+            verified: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! the messages to other actors.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -12,7 +13,7 @@ use actix::{
 use almagill::crypto::Hash;
 use almagill::ledger::{Ledger, TxError};
 use almagill::mempool::{AdmitError, Pool};
-use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError};
+use almagill::tx::{verify_signatures, Transaction, TxBody, TxFormatError, VerifiedTxs};
 use tracing::debug;
 
 use crate::metrics::Metrics;
@@ -48,6 +49,9 @@ pub struct Mempool {
     /// Transactions admitted from clients and not yet gossiped: sent together a moment
     /// later, so a burst travels in a few frames instead of one frame each.
     pub to_gossip: Vec<Transaction>,
+    /// Signatures this node checked (shared with the ConsensusEngine): each transaction's
+    /// is checked once, here or in a proposal body, whichever sees it first.
+    pub verified: Arc<VerifiedTxs>,
 }
 
 /// How long an admitted transaction may wait to be gossiped with others.
@@ -112,11 +116,16 @@ impl Handler<Submit> for Mempool {
             self.metrics.rejected(e.code());
             return Err(e);
         }
-        let verified = !matches!(
-            msg.0.verify(&self.chain_id),
-            Err(TxFormatError::InvalidSignature)
-        );
-        let hash = self.admit(msg.0.clone(), verified)?;
+        let hash = msg.0.hash();
+        let verified = self.verified.known(&[hash])[0]
+            || !matches!(
+                msg.0.verify(&self.chain_id),
+                Err(TxFormatError::InvalidSignature)
+            );
+        if verified {
+            self.verified.add([hash]);
+        }
+        self.admit(msg.0.clone(), verified)?;
         self.hint(ctx);
         if self.to_gossip.is_empty() {
             ctx.run_later(GOSSIP_DELAY, |mempool, _| mempool.gossip());
@@ -144,9 +153,23 @@ impl Handler<PeerTxs> for Mempool {
             return;
         }
         let chain_id = self.chain_id.clone();
+        let verified = self.verified.clone();
         let check = actix_rt::task::spawn_blocking(move || {
-            let valid = verify_signatures(&fresh, &chain_id);
-            fresh.into_iter().zip(valid).collect::<Vec<_>>()
+            let hashes: Vec<Hash> = fresh.iter().map(Transaction::hash).collect();
+            let known = verified.known(&hashes);
+            let unchecked = fresh.iter().zip(&known).filter(|(_, k)| !**k);
+            let mut valid = verify_signatures(unchecked.map(|(tx, _)| tx), &chain_id).into_iter();
+            let checked: Vec<bool> = known
+                .iter()
+                .map(|k| *k || valid.next().unwrap_or(false))
+                .collect();
+            let newly = hashes.iter().zip(&known).zip(&checked);
+            verified.add(
+                newly
+                    .filter(|((_, k), ok)| !**k && **ok)
+                    .map(|((h, _), _)| *h),
+            );
+            fresh.into_iter().zip(checked).collect::<Vec<_>>()
         });
         ctx.spawn(check.into_actor(self).map(|checked, mempool, ctx| {
             for (tx, verified) in checked.unwrap_or_default() {

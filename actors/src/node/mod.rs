@@ -34,6 +34,7 @@ use almagill::crypto::{Address, Keypair};
 use almagill::genesis::Genesis;
 use almagill::ledger::Ledger;
 use almagill::mempool::{Limits, Pool};
+use almagill::tx::VerifiedTxs;
 use anyhow::{Context as _, Result};
 use tracing::{info, warn};
 
@@ -198,12 +199,15 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
         blames: ledger.blames().clone(),
         records,
     };
+    // Signatures checked once per node: the mempool's checks spare the proposal bodies'.
+    let verified = Arc::new(VerifiedTxs::default());
     let core_config = Config {
         chain_id: genesis.chain_id.clone(),
         key: Some(key.clone()),
         params: genesis.consensus.clone(),
         epoch_length: genesis.epoch_length,
         genesis_state_root,
+        verified: verified.clone(),
     };
     let names: HashMap<Address, String> = genesis
         .accounts
@@ -269,6 +273,7 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             metrics: metrics.clone(),
             admitted_at: HashMap::new(),
             to_gossip: Vec::new(),
+            verified,
         });
         state_ctx.run(StateActor {
             ledger,

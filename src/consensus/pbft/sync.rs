@@ -125,7 +125,9 @@ impl Pbft {
         };
         let max_txs = self.cfg.params.max_block_txs as usize;
         if certificate.verify(&self.cfg.chain_id, validators).is_err()
-            || block.check_body(&self.cfg.chain_id, max_txs).is_err()
+            || block
+                .check_body(&self.cfg.chain_id, max_txs, &self.cfg.verified)
+                .is_err()
         {
             return Fetched::Invalid;
         }
