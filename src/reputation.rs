@@ -14,7 +14,7 @@
 //! not skipped. So a recovered validator leads again after at most [`MEMORY`] heights, and a
 //! dead one, blamed again at each return, comes back ever more rarely (each return costs a
 //! view change or a few: its blames reach the reference height only two checkpoint
-//! intervals later). The new views' primaries skip the same validators.
+//! intervals later). New views' primaries stay on the plain rotation (see `Pbft::primary`).
 //!
 //! Safety does not rest on who leads: a leader only proposes, and quorums decide. Leaders
 //! chosen this way differ from the plain rotation only after view changes, which a quorum

@@ -385,19 +385,10 @@ impl Pbft {
     }
 
     /// The primary of `round`: the validator that assembles its new view. Primaries follow
-    /// the rotation with the validators skipped at the reference height of the stable
-    /// checkpoint's next height, which validators changing view share (a dead primary would
-    /// cost each round it comes up a view-change timeout). Should two honest nodes hold
-    /// different stable checkpoints across a new blame and so name different primaries, that
-    /// round times out and a later one, whose rotation entry neither skips, goes on.
+    /// the plain rotation: validators changing view need not agree on anything else (not
+    /// even their stable checkpoints, across which their leader blames may differ).
     pub fn primary(&self, round: u64) -> Option<Address> {
-        let epoch = self.epoch()?;
-        let reference = reputation::reference_height(
-            self.low().saturating_add(1),
-            self.cfg.params.checkpoint_interval,
-        );
-        let skipped = self.blames.skipped(reference, &epoch.validators, None);
-        Some(reputation::leader(&epoch.leaders, round, &skipped))
+        self.epoch().map(|e| e.leaders.leader(round))
     }
 
     // ----- epochs and the window -------------------------------------------------------

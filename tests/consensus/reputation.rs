@@ -21,12 +21,8 @@ fn with_node3_dead(seed: u64) -> World {
 /// chain; then it is passed over for a window, so there is about one view change per
 /// window, not one at each of its turns (a quarter of all views).
 ///
-/// Nor does it come up as the primary of a later round, which would cost that round its
-/// timeout with no new view.
-///
-/// Mutations caught: `Blames::skipped` returning nobody — the plain rotation keeps giving
-/// node 3 its turns, and the round climbs with about a third of the blocks; `Pbft::primary`
-/// on the plain rotation — node 3 is the primary of every fourth round.
+/// Mutation caught: `Blames::skipped` returning nobody — the plain rotation keeps giving
+/// node 3 its turns, and the round climbs with about a third of the blocks.
 #[test]
 fn a_dead_validator_is_passed_over() {
     for seed in [1, 2, 3] {
@@ -39,14 +35,6 @@ fn a_dead_validator_is_passed_over() {
             rounds * 25 < blocks,
             "seed {seed}: {rounds} view changes in {blocks} blocks"
         );
-        let node3 = world.nodes[3].key.address();
-        for round in rounds..rounds + 16 {
-            assert_ne!(
-                world.nodes[0].pbft.primary(round),
-                Some(node3),
-                "seed {seed}: node 3 is the primary of round {round}"
-            );
-        }
     }
 }
 
