@@ -20,6 +20,7 @@ use almagill::encoding;
 use almagill::tx::{TxBody, TxKind};
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::plot;
@@ -257,6 +258,40 @@ fn sample_rss(pids: &[u32], from: Instant, stop: &AtomicBool) -> Vec<(f64, Vec<f
     samples
 }
 
+/// Shows the load's progress on the terminal until `stop`: seconds since `t0` out of
+/// `seconds` (the first `warmup` of them warming up) and transfers committed so far. The
+/// bar hides itself when stderr is not a terminal (CI, tests, a redirect).
+fn show_progress(
+    t0: Instant,
+    warmup: u64,
+    seconds: u64,
+    stop: &AtomicBool,
+    committed: &Mutex<HashMap<Hash, Instant>>,
+) {
+    let bar = ProgressBar::new(seconds);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let elapsed = Instant::now().saturating_duration_since(t0).as_secs();
+        bar.set_position(elapsed.min(seconds));
+        bar.set_prefix(if elapsed < warmup {
+            "warm-up"
+        } else {
+            "measure"
+        });
+        let done = committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        bar.set_message(format!("{done} committed"));
+        thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish_and_clear();
+}
+
 /// Per node: RSS at the window's middle, at its end, the most seen, and the growth over
 /// the second half in percent — what a soak run is judged by.
 fn rss_summary(samples: &[(f64, Vec<f64>)], window: f64) -> String {
@@ -403,6 +438,11 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         let (stop, pids) = (stop.clone(), nodes.pids());
         thread::spawn(move || sample_rss(&pids, window_start, &stop))
     };
+    let progress = {
+        let (stop, committed) = (stop.clone(), committed.clone());
+        let (warmup, seconds) = (plan.warmup, plan.warmup + plan.duration);
+        thread::spawn(move || show_progress(t0, warmup, seconds, &stop, &committed))
+    };
     let mut senders = Vec::new();
     let mut sent_lists = Vec::new();
     for (node, lines) in per_node.into_iter().enumerate() {
@@ -461,6 +501,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     }
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
+    let _ = progress.join();
     let rss_samples = sampler.join().unwrap_or_default();
     let committed = committed
         .lock()
