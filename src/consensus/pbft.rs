@@ -156,6 +156,9 @@ pub struct Pbft {
     /// which it is passed over in this round: until its blame, on the chain from about the
     /// stalled height, decides who leads.
     suspect: Option<(Address, u64)>,
+    /// A round this node joined from a fetched block rather than its new view, and the
+    /// lowest height it may vote at in that round (see `join_round_of`).
+    joined: Option<(u64, u64)>,
     /// Heights above the low watermark.
     slots: BTreeMap<u64, Slot>,
     /// Digests of proposals whose bodies passed every check, by height: the same digest
@@ -237,6 +240,7 @@ impl Pbft {
             epochs: BTreeMap::new(),
             blames: restored.blames,
             suspect: None,
+            joined: None,
             slots: BTreeMap::new(),
             verified: BTreeMap::new(),
             proposed_to: restored.committed,
@@ -514,6 +518,12 @@ impl Pbft {
     /// Signs a vote, unless it would contradict one already signed for the same slot.
     fn sign_vote(&mut self, target: VoteTarget) -> Option<Signed<VoteTarget>> {
         if !self.is_validator() {
+            return None;
+        }
+        let below_floor = self.joined.is_some_and(|(round, floor)| {
+            target.view.checked_sub(target.height) == Some(round) && target.height < floor
+        });
+        if below_floor {
             return None;
         }
         let key = (target.phase, target.height, target.view);

@@ -38,8 +38,14 @@ fn a_dead_validator_is_passed_over() {
     }
 }
 
-/// Node 3 comes back after being passed over: within the reputation's memory it proposes
-/// committed blocks again.
+/// Node 3 comes back after being passed over: it joins the others' round (which began
+/// while it was down, so it never saw its new view) from the blocks it fetches, and at its
+/// first turn after the pass-over it proposes committed blocks again, not blamed a second
+/// time.
+///
+/// Mutation caught: `join_round_of` doing nothing — node 3 stays in round 0, following
+/// the chain without voting, fails its first turn (blamed again at ~10,013) and leads only
+/// at ~30,000.
 #[test]
 fn a_validator_that_recovers_leads_again() {
     let mut world = with_node3_dead(4);
@@ -60,5 +66,17 @@ fn a_validator_that_recovers_leads_again() {
     let led = led_again(&world);
     eprintln!("node 3 back at {back_at}: led again at {led:?}");
     assert!(led.is_some(), "node 3 never led again after it came back");
+    let blamed_again: Vec<u64> = world.nodes[0]
+        .pbft
+        .blames()
+        .blamed
+        .iter()
+        .filter(|(h, a)| *h > back_at && *a == node3)
+        .map(|(h, _)| *h)
+        .collect();
+    assert!(
+        blamed_again.is_empty(),
+        "node 3 failed turns after it came back, at {blamed_again:?}"
+    );
     world.assert_chains_agree();
 }

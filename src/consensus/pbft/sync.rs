@@ -7,7 +7,7 @@ use crate::block::Block;
 use crate::certificate::CommitCertificate;
 use crate::crypto::Address;
 
-use super::Pbft;
+use super::{Mode, Pbft};
 
 /// Most fetched blocks kept above the committed height, waiting for the ones below.
 pub const SYNC_BUFFER: u64 = 128;
@@ -86,6 +86,7 @@ impl Pbft {
         while let Some((from, block, certificate)) = self.fetched.remove(&(self.committed + 1)) {
             match self.check_fetched(&block, &certificate) {
                 Fetched::Valid => {
+                    self.join_round_of(&block);
                     self.hand_out(block, certificate);
                     self.deliver();
                 }
@@ -109,6 +110,41 @@ impl Pbft {
         if self.committed < self.sync_to && (progressed || refused) && !next_held {
             self.request_sync(self.sync_to);
         }
+    }
+
+    /// A fetched block committed in a round above this node's proves that a quorum began
+    /// that round. A node that missed the round's new view (it restarted, or was away, and
+    /// a new view from far below its stable checkpoint no longer checks out) joins the round
+    /// here instead of waiting for the next view change.
+    ///
+    /// Safety without the new view: it does not know which proposals the round took over,
+    /// but every one lies at most two checkpoint intervals above the round's checkpoint,
+    /// and the round's checkpoint is below every height committed in the round, this block
+    /// included. So the node votes in the joined round only from two intervals above this
+    /// block's height: never on a height the new view decided. (Below that it only follows
+    /// the chain by catch-up, as before.)
+    fn join_round_of(&mut self, block: &Block) {
+        let height = block.height();
+        let Some(round) = block.header.proposal.view.checked_sub(height) else {
+            return;
+        };
+        if round < self.round || (round == self.round && self.mode == Mode::Normal) {
+            return;
+        }
+        for slot in self.slots.values_mut() {
+            slot.leave_round();
+        }
+        self.round = round;
+        self.mode = Mode::Normal;
+        self.pending_batch = None;
+        self.suspect = None;
+        self.view_changes
+            .retain(|_, (vc, _)| vc.payload.round > round);
+        let floor = height.saturating_add(2 * self.cfg.params.checkpoint_interval + 1);
+        self.joined = Some((round, floor));
+        self.proposed_to = self.committed.max(self.low());
+        self.last_proposal_at = self.now;
+        self.arm_view_timer();
     }
 
     fn check_fetched(&mut self, block: &Block, certificate: &CommitCertificate) -> Fetched {
