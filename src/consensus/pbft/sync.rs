@@ -131,15 +131,8 @@ impl Pbft {
         if round < self.round || (round == self.round && self.mode == Mode::Normal) {
             return;
         }
-        for slot in self.slots.values_mut() {
-            slot.leave_round();
-        }
-        self.round = round;
-        self.mode = Mode::Normal;
-        self.pending_batch = None;
+        self.begin_round(round);
         self.suspect = None;
-        self.view_changes
-            .retain(|_, (vc, _)| vc.payload.round > round);
         let floor = height.saturating_add(2 * self.cfg.params.checkpoint_interval + 1);
         self.joined = Some((round, floor));
         self.proposed_to = self.committed.max(self.low());

@@ -447,6 +447,22 @@ impl Pbft {
         matches_plan && bodies.iter().all(|b| self.body_ok(b))
     }
 
+    /// Moves this node into `round`, working normally: what every way of beginning a round
+    /// (its new view, or a block committed in it) shares. Votes and proposals that arrived
+    /// for this round before are kept; those of a lower round are left.
+    pub(super) fn begin_round(&mut self, round: u64) {
+        if round != self.round {
+            for slot in self.slots.values_mut() {
+                slot.leave_round();
+            }
+        }
+        self.round = round;
+        self.mode = Mode::Normal;
+        self.pending_batch = None;
+        self.view_changes
+            .retain(|_, (vc, _)| vc.payload.round > round);
+    }
+
     /// Begins the round a valid new view starts: adopt its checkpoint, take its proposals
     /// and prepare them.
     fn enter_round(&mut self, signed: Signed<NewView>, bodies: Vec<Proposal>) {
@@ -471,20 +487,10 @@ impl Pbft {
             let leader = self.leader_at(h, h + round.saturating_sub(1))?;
             Some((leader, h.saturating_add(3 * interval + 1)))
         });
-        // Votes and proposals that arrived for this round before its new view are kept.
-        if round != self.round {
-            for slot in self.slots.values_mut() {
-                slot.leave_round();
-            }
-        }
-        self.round = round;
-        self.mode = Mode::Normal;
-        self.pending_batch = None;
+        self.begin_round(round);
         if let Some(checkpoint) = checkpoint {
             self.set_stable(checkpoint);
         }
-        self.view_changes
-            .retain(|_, (vc, _)| vc.payload.round > round);
         self.proposed_to = self.committed.max(self.low());
         self.last_proposal_at = self.now;
         for ((height, digest), body) in nv.proposals.clone().into_iter().zip(bodies.clone()) {
