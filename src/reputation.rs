@@ -6,15 +6,17 @@
 //! proposals of blocks `x - 1` and `x` (from the views in their headers, which a quorum
 //! certified) are blamed on the validators that should have proposed `x` in them. Who leads
 //! height `h` is decided by the blames up to its reference height (the checkpoint more than
-//! two checkpoint intervals below `h`: every node working on `h` has executed it). A
-//! validator blamed `n` times in the last [`MEMORY`] heights is passed over for
-//! [`pass_over`]`(n)` heights after its last blame ([`WINDOW`], doubled by each further
+//! two checkpoint intervals below `h`: every node working on `h` has executed it). Until
+//! a blame reaches the reference height the blamed validator keeps its turns, and failing
+//! them is the same outage: blames within [`episode`] heights of the one recorded are not
+//! recorded again. A validator with `n` blames in the last [`MEMORY`] heights is passed over
+//! for [`pass_over`]`(n)` heights after its last blame ([`WINDOW`], doubled by each further
 //! blame, at most [`MEMORY`]), the most blamed first, while those passed over hold at most a
 //! third of stake together; a skipped view goes to the next entry of the rotation that is
 //! not skipped. So a recovered validator leads again after at most [`MEMORY`] heights, and a
 //! dead one, blamed again at each return, comes back ever more rarely (each return costs a
-//! view change or a few: its blames reach the reference height only two checkpoint
-//! intervals later). New views' primaries stay on the plain rotation (see `Pbft::primary`).
+//! view change or a few). Every input is on the chain, so every node computes the same
+//! leaders; new views' primaries stay on the plain rotation (see `Pbft::primary`).
 //!
 //! Safety does not rest on who leads: a leader only proposes, and quorums decide. Leaders
 //! chosen this way differ from the plain rotation only after view changes, which a quorum
@@ -67,13 +69,24 @@ impl Blames {
         if let (true, Some(validators)) = (round > previous, validators) {
             let schedule = LeaderSchedule::new(validators);
             let reference = reference_height(height, checkpoint_interval);
-            let skipped = self.skipped(reference, validators, None);
+            let skipped = self.skipped(reference, validators);
             for r in previous..round.min(previous.saturating_add(MAX_BLAMED_ROUNDS)) {
                 let view = height.saturating_add(r);
                 blamed.push(leader(&schedule, view, &skipped));
             }
         }
-        self.blamed.extend(blamed.iter().map(|a| (height, *a)));
+        let episode = episode(checkpoint_interval);
+        for address in &blamed {
+            let in_episode = self
+                .blamed
+                .iter()
+                .rev()
+                .take_while(|(h, _)| height - h <= episode)
+                .any(|(_, a)| a == address);
+            if !in_episode {
+                self.blamed.push((height, *address));
+            }
+        }
         let keep_above = height.saturating_sub(kept(checkpoint_interval));
         self.blamed.retain(|(h, _)| *h > keep_above);
         blamed
@@ -81,14 +94,9 @@ impl Blames {
 
     /// The validators skipped for heights whose reference height is `reference`: each
     /// blamed `n` times in the [`MEMORY`] up to it, within [`pass_over`]`(n)` of its last
-    /// blame; the most blamed first (ties by address), then `suspect` if given, while
-    /// together they hold at most a third of `validators`' stake.
-    pub fn skipped(
-        &self,
-        reference: u64,
-        validators: &ValidatorSet,
-        suspect: Option<Address>,
-    ) -> Vec<Address> {
+    /// blame; the most blamed first (ties by address), while together they hold at most a
+    /// third of `validators`' stake.
+    pub fn skipped(&self, reference: u64, validators: &ValidatorSet) -> Vec<Address> {
         let from = reference.saturating_sub(MEMORY);
         // Per validator: how many blames, and the height of the last.
         let mut counts: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
@@ -107,12 +115,8 @@ impl Blames {
             .map(|(a, (n, _))| (n, a))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let candidates = ranked.into_iter().map(|(_, a)| a);
         let mut skipped = Vec::new();
-        for address in candidates.chain(suspect) {
-            if skipped.contains(&address) {
-                continue;
-            }
+        for (_, address) in ranked {
             skipped.push(address);
             if validators.has_honest(validators.weight(&skipped)) {
                 skipped.pop();
@@ -138,6 +142,14 @@ pub fn reference_height(height: u64, checkpoint_interval: u64) -> u64 {
     let interval = checkpoint_interval.max(1);
     let below = height.saturating_sub(interval.saturating_mul(2).saturating_add(1));
     below - below % interval
+}
+
+/// Heights after a validator's blame within which further blames of it are the same
+/// outage: until its blame reaches the reference height (at most three checkpoint
+/// intervals later), its turns keep coming and failing. One outage counts once, so it
+/// costs one window, not a doubling per failed turn.
+pub fn episode(checkpoint_interval: u64) -> u64 {
+    checkpoint_interval.saturating_mul(3)
 }
 
 /// Blames kept below the executed height: the [`MEMORY`] below the lowest reference height

@@ -151,11 +151,6 @@ pub struct Pbft {
     /// Who failed recent turns to lead, as of the committed height: the same record the
     /// ledger keeps, updated with each block handed out (see [`crate::reputation`]).
     blames: Blames,
-    /// The validator whose turn stalled the round before this one, from the new view that
-    /// began this round (so every validator in the round has it), and the height up to
-    /// which it is passed over in this round: until its blame, on the chain from about the
-    /// stalled height, decides who leads.
-    suspect: Option<(Address, u64)>,
     /// A round this node joined from a fetched block rather than its new view, and the
     /// lowest height it may vote at in that round (see `join_round_of`).
     joined: Option<(u64, u64)>,
@@ -239,7 +234,6 @@ impl Pbft {
             executed: restored.committed,
             epochs: BTreeMap::new(),
             blames: restored.blames,
-            suspect: None,
             joined: None,
             slots: BTreeMap::new(),
             verified: BTreeMap::new(),
@@ -432,11 +426,7 @@ impl Pbft {
         if reference > self.committed {
             return None;
         }
-        let suspect = self
-            .suspect
-            .filter(|(_, until)| height <= *until)
-            .map(|(s, _)| s);
-        let skipped = self.blames.skipped(reference, &epoch.validators, suspect);
+        let skipped = self.blames.skipped(reference, &epoch.validators);
         Some(reputation::leader(&epoch.leaders, view, &skipped))
     }
 

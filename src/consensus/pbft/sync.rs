@@ -132,7 +132,6 @@ impl Pbft {
             return;
         }
         self.begin_round(round);
-        self.suspect = None;
         let floor = height.saturating_add(2 * self.cfg.params.checkpoint_interval + 1);
         self.joined = Some((round, floor));
         self.proposed_to = self.committed.max(self.low());

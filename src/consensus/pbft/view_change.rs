@@ -469,24 +469,7 @@ impl Pbft {
         let nv = &signed.payload;
         let round = nv.round;
         let payloads: Vec<&ViewChange> = nv.view_changes.iter().map(|vc| &vc.payload).collect();
-        let plan = plan(&payloads);
-        let checkpoint = plan.as_ref().map(|p| p.checkpoint.clone());
-        // The height the last round stalled at: its first gap, or the one above everything
-        // prepared; its leader in that round is passed over in this one.
-        let stalled = plan.as_ref().map(|p| {
-            p.heights
-                .iter()
-                .find(|(_, digest)| digest.is_none())
-                .or(p.heights.last())
-                .map_or(p.checkpoint.payload.height + 1, |(height, digest)| {
-                    height + u64::from(digest.is_some())
-                })
-        });
-        let interval = self.cfg.params.checkpoint_interval;
-        self.suspect = stalled.and_then(|h| {
-            let leader = self.leader_at(h, h + round.saturating_sub(1))?;
-            Some((leader, h.saturating_add(3 * interval + 1)))
-        });
+        let checkpoint = plan(&payloads).map(|p| p.checkpoint.clone());
         self.begin_round(round);
         if let Some(checkpoint) = checkpoint {
             self.set_stable(checkpoint);
