@@ -2,21 +2,22 @@
 //! over, so that one dead validator does not cost a view-change timeout at each of its turns.
 //!
 //! It is chain state, kept by the ledger, so that every node (a restarted or a state-synced
-//! one too) has the same. Executing block `x`, the rounds that ended between the first
-//! proposals of blocks `x - 1` and `x` (from the views in their headers, which a quorum
-//! certified) are blamed on the validators that should have proposed `x` in them. Who leads
-//! height `h` is decided by the blames up to its reference height (the checkpoint more than
-//! two checkpoint intervals below `h`: every node working on `h` has executed it). Until
-//! a blame reaches the reference height the blamed validator keeps its turns, and failing
-//! them is the same outage: blames within [`episode`] heights of the one recorded are not
-//! recorded again. A validator with `n` blames in the last [`MEMORY`] heights is passed over
-//! for [`pass_over`]`(n)` heights after its last blame ([`WINDOW`], doubled by each further
-//! blame, at most [`MEMORY`]), the most blamed first, while those passed over hold at most a
-//! third of stake together; a skipped view goes to the next entry of the rotation that is
-//! not skipped. So a recovered validator leads again after at most [`MEMORY`] heights, and a
-//! dead one, blamed again at each return, comes back ever more rarely (each return costs a
-//! view change or a few). Every input is on the chain, so every node computes the same
-//! leaders; new views' primaries stay on the plain rotation (see `Pbft::primary`).
+//! one too) has the same. Rounds only rise; a block's round is that of its first proposal
+//! (the view in its header, which a quorum certified, less its height). Executing a block
+//! first proposed in a round above every earlier block's, the rounds that ended since are
+//! blamed on the validators that should have proposed it in them; no other block records a
+//! blame. The leader of height `h` is decided by every blame below `h`. A node knows them
+//! all once it has committed `h - 1`, or once it has committed a block of `h`'s round (the
+//! blames of that round and every earlier one lie at or below the round's first block), so
+//! within a round blocks stay in flight together, and only the first fresh proposal of a
+//! round waits for the blocks below it. A validator blamed `n` times in the last
+//! [`MEMORY`] heights is passed over for [`pass_over`]`(n)` heights after its last blame
+//! ([`WINDOW`], doubled by each further blame, at most [`MEMORY`]), the most blamed first,
+//! while those passed over hold at most a third of stake together; a skipped view goes to
+//! the next entry of the rotation that is not skipped. So a dead validator costs one view
+//! change, at its first failed turn; a recovered one leads again after at most [`MEMORY`]
+//! heights; a dead one, blamed again at each return, comes back ever more rarely. New
+//! views' primaries stay on the plain rotation (see `Pbft::primary`).
 //!
 //! Safety does not rest on who leads: a leader only proposes, and quorums decide. Leaders
 //! chosen this way differ from the plain rotation only after view changes, which a quorum
@@ -45,8 +46,8 @@ const MAX_BLAMED_ROUNDS: u64 = 64;
 /// The blames that make validators skipped, as the ledger keeps them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct Blames {
-    /// The view of the last executed block's first proposal (0 at genesis).
-    pub last_view: u64,
+    /// The highest round of an executed block (0 at genesis).
+    pub top_round: u64,
     /// `(height, validator)`, in height order, for the heights that may still count.
     pub blamed: Vec<(u64, Address)>,
 }
@@ -63,47 +64,35 @@ impl Blames {
         checkpoint_interval: u64,
     ) -> Vec<Address> {
         let round = view.saturating_sub(height);
-        let previous = self.last_view.saturating_sub(height.saturating_sub(1));
-        self.last_view = view;
+        let previous = self.top_round;
+        self.top_round = previous.max(round);
         let mut blamed = Vec::new();
         if let (true, Some(validators)) = (round > previous, validators) {
             let schedule = LeaderSchedule::new(validators);
-            let reference = reference_height(height, checkpoint_interval);
-            let skipped = self.skipped(reference, validators);
+            let skipped = self.skipped(height.saturating_sub(1), validators);
             for r in previous..round.min(previous.saturating_add(MAX_BLAMED_ROUNDS)) {
                 let view = height.saturating_add(r);
                 blamed.push(leader(&schedule, view, &skipped));
             }
         }
-        let episode = episode(checkpoint_interval);
-        for address in &blamed {
-            let in_episode = self
-                .blamed
-                .iter()
-                .rev()
-                .take_while(|(h, _)| height - h <= episode)
-                .any(|(_, a)| a == address);
-            if !in_episode {
-                self.blamed.push((height, *address));
-            }
-        }
+        self.blamed.extend(blamed.iter().map(|a| (height, *a)));
         let keep_above = height.saturating_sub(kept(checkpoint_interval));
         self.blamed.retain(|(h, _)| *h > keep_above);
         blamed
     }
 
-    /// The validators skipped for heights whose reference height is `reference`: each
-    /// blamed `n` times in the [`MEMORY`] up to it, within [`pass_over`]`(n)` of its last
-    /// blame; the most blamed first (ties by address), while together they hold at most a
-    /// third of `validators`' stake.
-    pub fn skipped(&self, reference: u64, validators: &ValidatorSet) -> Vec<Address> {
-        let from = reference.saturating_sub(MEMORY);
+    /// The validators skipped for the height above `below`, from the blames at or below
+    /// it: each blamed `n` times in the [`MEMORY`] up to it, within [`pass_over`]`(n)` of
+    /// its last blame; the most blamed first (ties by address), while together they hold
+    /// at most a third of `validators`' stake.
+    pub fn skipped(&self, below: u64, validators: &ValidatorSet) -> Vec<Address> {
+        let from = below.saturating_sub(MEMORY);
         // Per validator: how many blames, and the height of the last.
         let mut counts: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
         for (height, address) in self
             .blamed
             .iter()
-            .filter(|(h, a)| *h > from && *h <= reference && validators.stake_of(a).is_some())
+            .filter(|(h, a)| *h > from && *h <= below && validators.stake_of(a).is_some())
         {
             let (n, last) = counts.entry(*address).or_default();
             *n += 1;
@@ -111,7 +100,7 @@ impl Blames {
         }
         let mut ranked: Vec<(u64, Address)> = counts
             .into_iter()
-            .filter(|(_, (n, last))| reference - last < pass_over(*n))
+            .filter(|(_, (n, last))| below - last < pass_over(*n))
             .map(|(a, (n, _))| (n, a))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -134,27 +123,9 @@ pub fn pass_over(n: u64) -> u64 {
     WINDOW.saturating_mul(1u64 << doublings).min(MEMORY)
 }
 
-/// The height whose blames decide who leads `height`: the highest multiple of the
-/// checkpoint interval more than two intervals below it (0 near genesis). Heights in flight
-/// lie at most two intervals above the low watermark, so a node working on `height` has
-/// executed this one.
-pub fn reference_height(height: u64, checkpoint_interval: u64) -> u64 {
-    let interval = checkpoint_interval.max(1);
-    let below = height.saturating_sub(interval.saturating_mul(2).saturating_add(1));
-    below - below % interval
-}
-
-/// Heights after a validator's blame within which further blames of it are the same
-/// outage: until its blame reaches the reference height (at most three checkpoint
-/// intervals later), its turns keep coming and failing. One outage counts once, so it
-/// costs one window, not a doubling per failed turn.
-pub fn episode(checkpoint_interval: u64) -> u64 {
-    checkpoint_interval.saturating_mul(3)
-}
-
-/// Blames kept below the executed height: the [`MEMORY`] below the lowest reference height
-/// a node may still ask about (execution can run up to two intervals past the low
-/// watermark, and heights just above the watermark refer three intervals below it).
+/// Blames kept below the executed height: the [`MEMORY`] below the lowest height a node
+/// may still ask about (execution can run up to two intervals past the low watermark, the
+/// floor of every height in flight), with an interval's worth to spare on each side.
 pub fn kept(checkpoint_interval: u64) -> u64 {
     MEMORY.saturating_add(checkpoint_interval.saturating_mul(6))
 }

@@ -190,8 +190,7 @@ pub struct Pbft {
     checks: Budget,
     /// Catch-up replies with a wrong block each peer may still send per period.
     refusals: Budget,
-    /// Pre-prepares that came just above the window, by height, until it opens (see
-    /// `keep_early`).
+    /// Pre-prepares this node cannot check yet, by height (see `keep_early`).
     early: BTreeMap<u64, (Address, Proposal, Signed<VoteTarget>)>,
     /// Blocks fetched from peers (with the peer each came from), waiting to be handed out
     /// in height order.
@@ -418,15 +417,19 @@ impl Pbft {
     }
 
     /// The leader of `height` in `view`: the rotation with the validators that failed recent
-    /// turns passed over. Unknown until this node has committed the height the choice rests
-    /// on (it is catching up then).
+    /// turns passed over, from every blame below `height`. Unknown until this node knows
+    /// them all: it has committed the height below, or a block of `view`'s round (see
+    /// [`crate::reputation`]); until then a pre-prepare waits to be asked for again.
     pub fn leader_at(&self, height: u64, view: u64) -> Option<Address> {
         let epoch = self.epoch()?;
-        let reference = reputation::reference_height(height, self.cfg.params.checkpoint_interval);
-        if reference > self.committed {
+        let round = view.checked_sub(height)?;
+        let below = height.checked_sub(1)?;
+        if self.committed < below && self.blames.top_round < round {
             return None;
         }
-        let skipped = self.blames.skipped(reference, &epoch.validators);
+        let skipped = self
+            .blames
+            .skipped(below.min(self.committed), &epoch.validators);
         Some(reputation::leader(&epoch.leaders, view, &skipped))
     }
 

@@ -36,6 +36,7 @@ impl Pbft {
             return;
         }
         let Some(leader) = self.leader_at(height, t.view) else {
+            self.keep_early(from, proposal, vote);
             return;
         };
         if vote.signer != leader || !self.is_member(&from) || !self.in_current_round(from, &vote) {
@@ -170,35 +171,42 @@ impl Pbft {
         self.send(Target::One(from), Message::FetchProposal { height, view });
     }
 
-    /// A validator missed a pre-prepare this node holds: send it again, with the leader's
-    /// signed vote, within the validator's allowance.
-    /// A pre-prepare just above the window: its leader made the checkpoint below stable a
-    /// moment before this node did. Kept (the first per height, at most `window` of them,
-    /// from the height's leader in the current round) until the window opens, when it goes
-    /// through every check; otherwise its height would wait out a view change.
+    /// A pre-prepare this node cannot check yet: just above the window (its leader made the
+    /// checkpoint below stable a moment before this node did), or among a round's first
+    /// fresh heights, whose leader this node knows only once it has committed the block
+    /// below (see `leader_at`). Kept (the first per height, at most `window` of them, of
+    /// the current round, from the height's leader where that is known) until it can be
+    /// checked, when it goes through every check; otherwise its height would wait out a
+    /// view change.
     fn keep_early(&mut self, from: Address, proposal: Proposal, vote: Signed<VoteTarget>) {
         let t = vote.payload;
-        let top = self.window_top();
-        let next_top = top.saturating_add(2 * self.cfg.params.checkpoint_interval);
-        if t.height <= top
+        let next_top = (self.window_top()).saturating_add(2 * self.cfg.params.checkpoint_interval);
+        if t.height <= self.low()
             || t.height > next_top
             || t.view.checked_sub(t.height) != Some(self.round)
             || self.early.len() as u64 >= self.cfg.params.window
             || self.early.contains_key(&t.height)
-            || self.leader_at(t.height, t.view) != Some(vote.signer)
+            || self
+                .leader_at(t.height, t.view)
+                .is_some_and(|leader| leader != vote.signer)
         {
             return;
         }
         self.early.insert(t.height, (from, proposal, vote));
     }
 
-    /// Hands the kept early pre-prepares that the window now covers to the normal path,
-    /// and forgets those below it.
+    /// Hands the kept pre-prepares that can now be checked (in the window, leader known) to
+    /// the normal path, and forgets those below the window.
     pub(super) fn replay_early(&mut self) {
         let low = self.low();
         self.early = self.early.split_off(&(low + 1));
         let top = self.window_top();
-        let ready: Vec<u64> = self.early.range(..=top).map(|(h, _)| *h).collect();
+        let ready: Vec<u64> = self
+            .early
+            .range(..=top)
+            .filter(|(h, (_, _, vote))| self.leader_at(**h, vote.payload.view).is_some())
+            .map(|(h, _)| *h)
+            .collect();
         for height in ready {
             if let Some((from, proposal, vote)) = self.early.remove(&height) {
                 self.on_pre_prepare(from, proposal, vote);
@@ -206,6 +214,8 @@ impl Pbft {
         }
     }
 
+    /// A validator missed a pre-prepare this node holds: send it again, with the leader's
+    /// signed vote, within the validator's allowance.
     pub(super) fn on_fetch_proposal(&mut self, from: Address, height: u64, view: u64) {
         if !self.is_member(&from) {
             return;
@@ -302,13 +312,18 @@ impl Pbft {
     }
 
     /// Hands out every committed block whose predecessors are all out, in height order.
+    /// Pre-prepares kept for want of their leader are checked once it is known.
     pub(super) fn deliver(&mut self) {
+        let before = self.committed;
         while let Some((certificate, proposal)) = self
             .slots
             .get(&(self.committed + 1))
             .and_then(|s| s.committed.clone())
         {
             self.hand_out(Block::new(proposal, self.last_hash), certificate);
+        }
+        if self.committed > before && !self.early.is_empty() {
+            self.replay_early();
         }
     }
 
