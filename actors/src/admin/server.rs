@@ -166,6 +166,10 @@ async fn accept_loop(listener: TcpListener, backend: Backend, limits: Limits) {
             }
         };
         backoff = ACCEPT_BACKOFF_MIN;
+        // Answers and block notices go out at once, not held back by Nagle's algorithm
+        // (which waits for the client's delayed acknowledgement, 40 ms); failing only
+        // leaves the socket slower.
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             if may_warn() {
                 warn!(target: "admin", max_connections = limits.max_connections, "admin connections refused: all slots are taken");

@@ -643,6 +643,8 @@ fn drive(
     } = plan;
     let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    // Each transfer leaves when it is due, not when the last one is acknowledged.
+    stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     // Which line each answer is for, in the order they went out; refused ones, with when
     // to send them again.
