@@ -27,7 +27,7 @@ use super::plot;
 use crate::files;
 
 /// What a run is asked to do: the `bench` command's options.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct Plan {
     /// How many validators.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
@@ -65,6 +65,21 @@ pub struct Plan {
     /// temporary one, and leave it there, nodes stopped: a long chain to restart a node on.
     #[arg(long, value_name = "DIR", conflicts_with = "sweep")]
     pub keep: Option<PathBuf>,
+    /// Drive a running network through these admin endpoints (e.g.
+    /// 127.0.0.1:7100,127.0.0.1:7101) instead of starting one; node 0's `BLOCK`s time
+    /// the commits. Needs --key; the nodes' CPU and memory are not measured.
+    #[arg(
+        long,
+        value_name = "ADDRS",
+        value_delimiter = ',',
+        requires = "key",
+        conflicts_with_all = ["kill_one", "keep"]
+    )]
+    pub endpoints: Vec<SocketAddr>,
+    /// With --endpoints, the key file of an account that funds the bench's accounts (each
+    /// gets a fresh key and what its transfers need, by a `CreateAccount` transaction).
+    #[arg(long, value_name = "FILE", requires = "endpoints")]
+    pub key: Option<PathBuf>,
 }
 
 /// What one run measured.
@@ -73,6 +88,9 @@ struct Outcome {
     p50: f64,
     p99: f64,
 }
+
+/// Most transfers one run pre-signs: each holds a few hundred bytes in memory.
+const MAX_TRANSFERS: u64 = 10_000_000;
 
 /// How long a node may take to start committing.
 const START_WITHIN: Duration = Duration::from_secs(60);
@@ -94,7 +112,7 @@ pub fn run(plan: &Plan) -> Result<()> {
             sweep: Vec::new(),
             svg: None,
             keep: None,
-            ..*plan
+            ..plan.clone()
         };
         let outcome = run_one(&one)?;
         points.push((rate, outcome));
@@ -126,10 +144,23 @@ pub fn run(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// One run at `plan.rate` on a fresh network.
+/// One run at `plan.rate`, on a fresh network or the one at `plan.endpoints`.
 fn run_one(plan: &Plan) -> Result<Outcome> {
     if plan.rate == 0 || plan.duration == 0 || plan.accounts < 2 {
         bail!("--rate and --duration must be above zero, and --accounts at least 2");
+    }
+    let transfers = plan
+        .rate
+        .saturating_mul(plan.warmup.saturating_add(plan.duration));
+    if transfers > MAX_TRANSFERS {
+        bail!(
+            "--rate x (--warmup + --duration) is {transfers} transfers; the bench pre-signs at \
+             most {MAX_TRANSFERS}"
+        );
+    }
+    if !plan.endpoints.is_empty() {
+        let target = fund(plan)?;
+        return measure(plan, &target, None);
     }
     if plan.kill_one && plan.validators < 4 {
         bail!("--kill-one needs at least 4 validators, so that the others keep a quorum");
@@ -146,7 +177,8 @@ fn run_one(plan: &Plan) -> Result<Outcome> {
     let names: Vec<String> = (0..plan.accounts).map(|i| format!("bench{i}")).collect();
     super::testnet::run(plan.validators, &dir, plan.base_port, &names)?;
     let mut nodes = Nodes::start(&dir, plan.validators)?;
-    let result = measure(plan, &dir, &names, &mut nodes);
+    let result = local_target(&dir, &names, &nodes.admin)
+        .and_then(|target| measure(plan, &target, Some(&mut nodes)));
     nodes.stop();
     match &plan.keep {
         Some(dir) => println!("bench: the network is kept in {}", dir.display()),
@@ -155,6 +187,98 @@ fn run_one(plan: &Plan) -> Result<Outcome> {
         }
     }
     result
+}
+
+/// What the load goes to: admin endpoints (node 0's first), the chain, and the funded
+/// accounts that send it.
+struct Target {
+    admin: Vec<SocketAddr>,
+    chain_id: String,
+    keys: Vec<Keypair>,
+}
+
+/// The network the bench wrote into `dir`, with the keys of its funded accounts `names`.
+fn local_target(dir: &Path, names: &[String], admin: &[SocketAddr]) -> Result<Target> {
+    let genesis = files::load_genesis(&dir.join("genesis.toml"))?;
+    let keys = names
+        .iter()
+        .map(|n| files::load_key(&dir.join(format!("keys/{n}.key"))))
+        .collect::<Result<_>>()?;
+    Ok(Target {
+        admin: admin.to_vec(),
+        chain_id: genesis.chain_id,
+        keys,
+    })
+}
+
+/// How long the bench waits for its accounts' creation to commit on a running network.
+const FUND_WITHIN_MS: u64 = 60_000;
+
+/// Makes `plan.accounts` fresh accounts on the network at `plan.endpoints`, funded by the
+/// account whose key is in `plan.key` with what their transfers need, and waits until the
+/// last is committed.
+fn fund(plan: &Plan) -> Result<Target> {
+    let path = plan.key.as_ref().context("--endpoints needs --key")?;
+    let funder = files::load_key(path)?;
+    let mut admin = Admin::connect(plan.endpoints[0])
+        .with_context(|| format!("cannot reach {}", plan.endpoints[0]))?;
+    let status = admin.request("STATUS")?;
+    let chain_id = status["chain_id"]
+        .as_str()
+        .context("STATUS gave no chain_id")?
+        .to_string();
+    let account = admin.request(&format!("BALANCE {}", funder.address()))?;
+    let nonce = account["nonce"].as_u64().context("BALANCE gave no nonce")?;
+    let balance: u128 = account["balance"]
+        .as_str()
+        .and_then(|b| b.parse().ok())
+        .context("BALANCE gave no balance")?;
+    let transfers = plan.rate * (plan.warmup + plan.duration);
+    // Every transfer moves one base unit; twice each account's share leaves room.
+    let each = u128::from(transfers / u64::from(plan.accounts) + 1) * 2;
+    let needed = each * u128::from(plan.accounts);
+    if balance < needed {
+        bail!(
+            "the funding account {} holds {balance} base units; the bench needs {needed}",
+            funder.address()
+        );
+    }
+    let keys: Vec<Keypair> = (0..plan.accounts)
+        .map(|_| files::new_key())
+        .collect::<Result<_>>()?;
+    // In batches the mempool takes from one sender (nonces at most 64 ahead).
+    for (batch, chunk) in keys.chunks(32).enumerate() {
+        let mut last = None;
+        for (i, key) in chunk.iter().enumerate() {
+            let tx = TxBody {
+                from: funder.address(),
+                nonce: nonce + (batch * 32 + i) as u64,
+                kind: TxKind::CreateAccount {
+                    new_account: key.address(),
+                    amount: each,
+                },
+            }
+            .sign(&funder, &chain_id);
+            admin.request(&format!("SUBMIT {}", hex::encode(encoding::encode(&tx))))?;
+            last = Some(tx.hash());
+        }
+        if let Some(hash) = last {
+            let status = admin.request(&format!("WAIT {hash} {FUND_WITHIN_MS}"))?;
+            if status["status"] != "committed" {
+                bail!("the bench's accounts were not created: {status}");
+            }
+        }
+    }
+    println!(
+        "bench: created {} accounts on the network at {}, {each} base units each",
+        keys.len(),
+        plan.endpoints[0]
+    );
+    Ok(Target {
+        admin: plan.endpoints.clone(),
+        chain_id,
+        keys,
+    })
 }
 
 /// The network's node processes.
@@ -364,16 +488,14 @@ impl Admin {
 /// The hashes of the transfers, in sending order, with when each was sent.
 type Sent = Arc<Mutex<Vec<(Hash, Option<Instant>)>>>;
 
-fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Result<Outcome> {
-    let genesis = files::load_genesis(&dir.join("genesis.toml"))?;
-    let keys: Vec<Keypair> = names
-        .iter()
-        .map(|n| files::load_key(&dir.join(format!("keys/{n}.key"))))
-        .collect::<Result<_>>()?;
+/// Drives `target` at `plan.rate` and prints what committed; `nodes`, when the bench
+/// started them, are measured too (CPU, memory) and may be killed (`--kill-one`).
+fn measure(plan: &Plan, target: &Target, mut nodes: Option<&mut Nodes>) -> Result<Outcome> {
+    let keys = &target.keys;
     let to = keys[0].address();
     let started = Instant::now();
     let height = || -> Option<u64> {
-        Admin::connect(nodes.admin[0])
+        Admin::connect(target.admin[0])
             .ok()?
             .request("STATUS")
             .ok()?["height"]
@@ -381,10 +503,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     };
     while height().unwrap_or(0) < 2 {
         if started.elapsed() > START_WITHIN {
-            bail!(
-                "the network did not start committing within {START_WITHIN:?}; see the logs in {}",
-                dir.display()
-            );
+            bail!("the network did not start committing within {START_WITHIN:?}; see its logs");
         }
         thread::sleep(Duration::from_millis(100));
     }
@@ -392,7 +511,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     // Pre-sign everything: account i's nonces go to node i mod n, in order.
     let total = plan.rate * (plan.warmup + plan.duration);
     // With --kill-one the last node gets no load: it dies as the warm-up starts.
-    let n = nodes.admin.len() - usize::from(plan.kill_one);
+    let n = target.admin.len() - usize::from(plan.kill_one);
     let mut per_node: Vec<Vec<(Hash, String)>> = vec![Vec::new(); n];
     let mut nonces = vec![0u64; keys.len()];
     for k in 0..total as usize {
@@ -406,7 +525,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
                 amount: 1,
             },
         }
-        .sign(key, &genesis.chain_id);
+        .sign(key, &target.chain_id);
         nonces[i] += 1;
         per_node[i % n].push((
             tx.hash(),
@@ -414,9 +533,9 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         ));
     }
     println!(
-        "bench: {} validators, {total} transfers pre-signed from {} accounts; offering {} tx/s \
+        "bench: {} nodes, {total} transfers pre-signed from {} accounts; offering {} tx/s \
          for {} s after {} s of warm-up",
-        plan.validators,
+        target.admin.len(),
         keys.len(),
         plan.rate,
         plan.duration,
@@ -426,16 +545,19 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     let stop = Arc::new(AtomicBool::new(false));
     let committed: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let watcher = {
-        let (stop, committed, address) = (stop.clone(), committed.clone(), nodes.admin[0]);
+        let (stop, committed, address) = (stop.clone(), committed.clone(), target.admin[0]);
         thread::spawn(move || watch(address, &stop, &committed))
     };
     let client_cpu = process_cpu_seconds("/proc/self/stat");
-    let cpu_before = nodes.cpu_seconds();
+    let cpu_before = nodes.as_ref().map(|n| n.cpu_seconds());
     let t0 = Instant::now() + Duration::from_millis(100);
     let window_start = t0 + Duration::from_secs(plan.warmup);
     let window_end = window_start + Duration::from_secs(plan.duration);
     let sampler = {
-        let (stop, pids) = (stop.clone(), nodes.pids());
+        let (stop, pids) = (
+            stop.clone(),
+            nodes.as_ref().map(|n| n.pids()).unwrap_or_default(),
+        );
         thread::spawn(move || sample_rss(&pids, window_start, &stop))
     };
     let progress = {
@@ -448,7 +570,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     for (node, lines) in per_node.into_iter().enumerate() {
         let sent: Sent = Arc::new(Mutex::new(lines.iter().map(|(h, _)| (*h, None)).collect()));
         sent_lists.push(sent.clone());
-        let address = nodes.admin[node];
+        let address = target.admin[node];
         // Each node's share of the rate is its share of the transfers, so all end together.
         let rate = plan.rate as f64 * lines.len() as f64 / total as f64;
         let committed = committed.clone();
@@ -463,7 +585,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
             drive(plan, &sent, &committed)
         }));
     }
-    if plan.kill_one {
+    if let Some(nodes) = nodes.as_mut().filter(|_| plan.kill_one) {
         nodes.kill_last();
         println!(
             "bench: killed node{} as the warm-up began",
@@ -481,7 +603,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     }
     let refused: usize = refusals.values().sum();
     let load_end = Instant::now();
-    let cpu_after = nodes.cpu_seconds();
+    let cpu_after = nodes.as_ref().map(|n| n.cpu_seconds());
     let client_cpu = process_cpu_seconds("/proc/self/stat") - client_cpu;
     // Let what was sent commit.
     let all: Vec<(Hash, Option<Instant>)> = sent_lists
@@ -539,7 +661,8 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
     };
     let cpu: Vec<String> = cpu_before
         .iter()
-        .zip(&cpu_after)
+        .flatten()
+        .zip(cpu_after.iter().flatten())
         .map(|(b, a)| {
             if a < b {
                 "killed".to_string()
@@ -548,7 +671,7 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
             }
         })
         .collect();
-    let rss: Vec<String> = rss_mb(&nodes.pids())
+    let rss: Vec<String> = rss_mb(&nodes.as_ref().map(|n| n.pids()).unwrap_or_default())
         .iter()
         .map(|m| format!("{m:.0}"))
         .collect();
@@ -569,16 +692,20 @@ fn measure(plan: &Plan, dir: &Path, names: &[String], nodes: &mut Nodes) -> Resu
         pct(0.99, &latencies),
         pct(1.0, &latencies)
     );
-    println!(
-        "bench: CPU seconds per 1,000 committed transfers, per node: {}; RSS MB per node: {}; \
-         the bench client used {client_cpu:.1} CPU s",
-        cpu.join(" "),
-        rss.join(" ")
-    );
-    println!(
-        "bench: RSS MB per node over the window, {}",
-        rss_summary(&rss_samples, window)
-    );
+    if nodes.is_some() {
+        println!(
+            "bench: CPU seconds per 1,000 committed transfers, per node: {}; RSS MB per node: \
+             {}; the bench client used {client_cpu:.1} CPU s",
+            cpu.join(" "),
+            rss.join(" ")
+        );
+        println!(
+            "bench: RSS MB per node over the window, {}",
+            rss_summary(&rss_samples, window)
+        );
+    } else {
+        println!("bench: the bench client used {client_cpu:.1} CPU s (the nodes are not measured)");
+    }
     if let Some(path) = &plan.csv {
         let mut csv = String::from("second,offered,committed,p50_ms,p99_ms\n");
         for (second, offered, lat) in per_second {

@@ -1,7 +1,7 @@
 //! `almagill bench` end to end: a short run on ports the test reserves reports committed
 //! transfers and their latency, and committed throughput stays above the CI floor.
 
-use crate::harness::{almagill, Ports};
+use crate::harness::{almagill, Net, Ports};
 
 /// Runs `almagill bench` with `args` on ports this test reserves; returns its output and
 /// the committed transfers per second it reports.
@@ -11,14 +11,52 @@ fn bench(args: &[&str]) -> (String, f64) {
     let mut all = vec!["bench", "--base-port", &base];
     all.extend_from_slice(args);
     let out = almagill(&all);
-    let committed: f64 = out
-        .lines()
+    let committed = committed_figure(&out);
+    drop(ports);
+    (out, committed)
+}
+
+/// The committed transfers per second a bench's output reports.
+fn committed_figure(out: &str) -> f64 {
+    out.lines()
         .find_map(|l| l.strip_prefix("bench: committed "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no committed figure in:\n{out}"));
-    drop(ports);
-    (out, committed)
+        .unwrap_or_else(|| panic!("no committed figure in:\n{out}"))
+}
+
+/// With `--endpoints` the bench drives a network it did not start: it creates its accounts
+/// there, funded by the given key's account, and reports what committed.
+#[test]
+fn a_bench_drives_a_running_network_through_its_endpoints() {
+    let net = Net::launch(4);
+    let endpoints: Vec<String> = (0..4)
+        .map(|i| format!("127.0.0.1:{}", net.ports.admin(i)))
+        .collect();
+    let key = net.dir().join("keys/alice.key");
+    net.wait_height(&[0, 1, 2, 3], 1);
+    let before = net.height(0);
+    let out = almagill(&[
+        "bench",
+        "--endpoints",
+        &endpoints.join(","),
+        "--key",
+        key.to_str().expect("a UTF-8 path"),
+        "--rate",
+        "100",
+        "--duration",
+        "2",
+        "--warmup",
+        "1",
+        "--accounts",
+        "40",
+    ]);
+    eprintln!("{out}");
+    assert!(out.contains("bench: created 40 accounts"), "{out}");
+    assert!(committed_figure(&out) > 0.0, "nothing committed:\n{out}");
+    assert!(out.contains("the nodes are not measured"), "{out}");
+    // The transfers went through the network that was already running.
+    assert!(net.height(0) > before);
 }
 
 #[test]
