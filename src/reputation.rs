@@ -6,11 +6,14 @@
 //! (the view in its header, which a quorum certified, less its height). Executing a block
 //! first proposed in a round above every earlier block's, the rounds that ended since are
 //! blamed on the validators that should have proposed it in them; no other block records a
-//! blame. The leader of height `h` is decided by every blame below `h`. A node knows them
-//! all once it has committed `h - 1`, or once it has committed a block of `h`'s round (the
-//! blames of that round and every earlier one lie at or below the round's first block), so
-//! within a round blocks stay in flight together, and only the first fresh proposal of a
-//! round waits for the blocks below it. A validator blamed `n` times in the last
+//! blame. The leader of height `h` in a round is decided by every blame below `h`, and by
+//! the failed turns at `h` in the rounds since the chain's last (the blames `h`'s block
+//! will record; see [`Blames::leaders`]), so that a validator that failed a height does
+//! not lead it again in the next round. A node knows all that once it has committed
+//! `h - 1`, or once it has committed a block of `h`'s round (the blames of that round and
+//! every earlier one lie at or below the round's first block), so within a round blocks
+//! stay in flight together, and only the first fresh proposal of a round waits for the
+//! blocks below it. A validator blamed `n` times in the last
 //! [`MEMORY`] heights is passed over for [`pass_over`]`(n)` heights after its last blame
 //! ([`WINDOW`], doubled by each further blame, at most [`MEMORY`]), the most blamed first,
 //! while those passed over hold at most a third of stake together; a skipped view goes to
@@ -64,21 +67,52 @@ impl Blames {
         checkpoint_interval: u64,
     ) -> Vec<Address> {
         let round = view.saturating_sub(height);
-        let previous = self.top_round;
-        self.top_round = previous.max(round);
         let mut blamed = Vec::new();
-        if let (true, Some(validators)) = (round > previous, validators) {
+        if let (true, Some(validators)) = (round > self.top_round, validators) {
             let schedule = LeaderSchedule::new(validators);
-            let skipped = self.skipped(height.saturating_sub(1), validators);
-            for r in previous..round.min(previous.saturating_add(MAX_BLAMED_ROUNDS)) {
-                let view = height.saturating_add(r);
-                blamed.push(leader(&schedule, view, &skipped));
-            }
+            let below = height.saturating_sub(1);
+            blamed = self.leaders(&schedule, validators, height, round, below);
+            blamed.pop();
         }
+        self.top_round = self.top_round.max(round);
         self.blamed.extend(blamed.iter().map(|a| (height, *a)));
         let keep_above = height.saturating_sub(kept(checkpoint_interval));
         self.blamed.retain(|(h, _)| *h > keep_above);
         blamed
+    }
+
+    /// The leaders of `height` in each round from the chain's highest (`top_round`, or at
+    /// most [`MAX_BLAMED_ROUNDS`] back) to `round`; the last leads `height` in `round`.
+    /// Each round's leader is the rotation's with validators passed over: first those that
+    /// failed `height` in the rounds before (the blames its block will record), then those
+    /// blamed at or below `below` (see [`Blames::skipped`]), while together they hold at
+    /// most a third of stake. So a leader that failed a height does not lead it again in
+    /// the next round, and every node that has committed the height below computes the
+    /// same leaders.
+    pub fn leaders(
+        &self,
+        schedule: &LeaderSchedule,
+        validators: &ValidatorSet,
+        height: u64,
+        round: u64,
+        below: u64,
+    ) -> Vec<Address> {
+        let blamed = self.ranked(below, validators);
+        let first = self
+            .top_round
+            .min(round)
+            .max(round.saturating_sub(MAX_BLAMED_ROUNDS));
+        let mut failed: Vec<Address> = Vec::new();
+        let mut leaders = Vec::new();
+        for r in first..=round {
+            let skipped = within_a_third(failed.iter().chain(&blamed), validators);
+            let l = leader(schedule, height.saturating_add(r), &skipped);
+            leaders.push(l);
+            if !failed.contains(&l) {
+                failed.push(l);
+            }
+        }
+        leaders
     }
 
     /// The validators skipped for the height above `below`, from the blames at or below
@@ -86,6 +120,11 @@ impl Blames {
     /// its last blame; the most blamed first (ties by address), while together they hold
     /// at most a third of `validators`' stake.
     pub fn skipped(&self, below: u64, validators: &ValidatorSet) -> Vec<Address> {
+        within_a_third(self.ranked(below, validators).iter(), validators)
+    }
+
+    /// The validators blamed within their pass-over at `below`, the most blamed first.
+    fn ranked(&self, below: u64, validators: &ValidatorSet) -> Vec<Address> {
         let from = below.saturating_sub(MEMORY);
         // Per validator: how many blames, and the height of the last.
         let mut counts: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
@@ -104,15 +143,27 @@ impl Blames {
             .map(|(a, (n, _))| (n, a))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut skipped = Vec::new();
-        for (_, address) in ranked {
-            skipped.push(address);
-            if validators.has_honest(validators.weight(&skipped)) {
-                skipped.pop();
-            }
-        }
-        skipped
+        ranked.into_iter().map(|(_, a)| a).collect()
     }
+}
+
+/// The `candidates`, in order, while together they hold at most a third of `validators`'
+/// stake (so those left hold an honest validator).
+fn within_a_third<'a>(
+    candidates: impl Iterator<Item = &'a Address>,
+    validators: &ValidatorSet,
+) -> Vec<Address> {
+    let mut skipped = Vec::new();
+    for address in candidates {
+        if skipped.contains(address) {
+            continue;
+        }
+        skipped.push(*address);
+        if validators.has_honest(validators.weight(&skipped)) {
+            skipped.pop();
+        }
+    }
+    skipped
 }
 
 /// Heights a validator blamed `n` times (at least once) in the last [`MEMORY`] is passed

@@ -126,6 +126,26 @@ fn a_skipped_view_goes_to_the_next_entry_not_skipped() {
     }
 }
 
+/// A leader that failed a height does not lead it again in the next round, even where the
+/// rotation would give it that view too (here it had the view of a validator passed over,
+/// and then its own); its block blames it, as the leaders were computed.
+///
+/// Mutation caught: `leaders` ignoring the failed turns — the same validator leads height
+/// 10 in rounds 0 and 1 (seen in the random sweep: a silent validator led one height in
+/// five rounds out of seven, with the timeouts doubling, and the chain stopped).
+#[test]
+fn a_leader_that_failed_a_height_does_not_lead_it_next_round() {
+    let set = four();
+    let schedule = LeaderSchedule::new(&set);
+    let passed_over = schedule.leader(10);
+    let b = blames(&[(5, passed_over)]);
+    let leaders = b.leaders(&schedule, &set, 10, 1, 9);
+    let (first, second) = (schedule.leader(11), schedule.leader(12));
+    assert_eq!(leaders, vec![first, second]);
+    let mut recorded = b.clone();
+    assert_eq!(recorded.record(10, 11, Some(&set), 10), vec![first]);
+}
+
 /// A dead validator fails one turn: its blame, recorded at the block that the next round
 /// proposed, counts for every height above, so it is passed over from there on, for one
 /// window.

@@ -17,7 +17,7 @@ use crate::block::{Block, Proposal};
 use crate::certificate::{Certificate, CommitCertificate, Phase, Signed, VoteTarget};
 use crate::crypto::{Address, Hash, Keypair, Signature};
 use crate::genesis::ConsensusParams;
-use crate::reputation::{self, Blames};
+use crate::reputation::Blames;
 use crate::tx::VerifiedTxs;
 use crate::validators::{self, ValidatorSet};
 
@@ -417,9 +417,10 @@ impl Pbft {
     }
 
     /// The leader of `height` in `view`: the rotation with the validators that failed recent
-    /// turns passed over, from every blame below `height`. Unknown until this node knows
-    /// them all: it has committed the height below, or a block of `view`'s round (see
-    /// [`crate::reputation`]); until then a pre-prepare waits to be asked for again.
+    /// turns passed over, from every blame below `height` and the failed turns at `height`
+    /// in the rounds since the chain's last (see [`Blames::leaders`]). Unknown until this
+    /// node knows them all: it has committed the height below, or a block of `view`'s
+    /// round; until then its pre-prepares are kept (see `keep_early`).
     pub fn leader_at(&self, height: u64, view: u64) -> Option<Address> {
         let epoch = self.epoch()?;
         let round = view.checked_sub(height)?;
@@ -427,10 +428,10 @@ impl Pbft {
         if self.committed < below && self.blames.top_round < round {
             return None;
         }
-        let skipped = self
-            .blames
-            .skipped(below.min(self.committed), &epoch.validators);
-        Some(reputation::leader(&epoch.leaders, view, &skipped))
+        let below = below.min(self.committed);
+        let leaders =
+            (self.blames).leaders(&epoch.leaders, &epoch.validators, height, round, below);
+        leaders.last().copied()
     }
 
     /// Whether `address` is in the validator set consensus is working with.
