@@ -8,12 +8,12 @@
 //! blamed on the validators that should have proposed it in them; no other block records a
 //! blame. The leader of height `h` in a round is decided by every blame below `h`, and by
 //! the failed turns at `h` in the rounds since the chain's last (the blames `h`'s block
-//! will record; see [`Blames::leaders`]), so that a validator that failed a height does
-//! not lead it again in the next round. A node knows all that once it has committed
-//! `h - 1`, or once it has committed a block of `h`'s round (the blames of that round and
-//! every earlier one lie at or below the round's first block), so within a round blocks
-//! stay in flight together, and only the first fresh proposal of a round waits for the
-//! blocks below it. A validator blamed `n` times in the last
+//! will record; see [`Blames::leaders`]), so that a validator that keeps failing a height
+//! stops leading it. A node knows all that once it has committed `h - 1`, or once it has
+//! committed a block of `h`'s round or a later one (the blames of that round and every
+//! earlier one lie at or below the round's first block), so within a round blocks stay in
+//! flight together, and only the first fresh proposal of a round waits for the blocks
+//! below it. A validator blamed `n` times in the last
 //! [`MEMORY`] heights is passed over for [`pass_over`]`(n)` heights after its last blame
 //! ([`WINDOW`], doubled by each further blame, at most [`MEMORY`]), the most blamed first,
 //! while those passed over hold at most a third of stake together; a skipped view goes to
@@ -84,11 +84,12 @@ impl Blames {
     /// The leaders of `height` in each round from the chain's highest (`top_round`, or at
     /// most [`MAX_BLAMED_ROUNDS`] back) to `round`; the last leads `height` in `round`.
     /// Each round's leader is the rotation's with validators passed over: first those that
-    /// failed `height` in the rounds before (the blames its block will record), then those
-    /// blamed at or below `below` (see [`Blames::skipped`]), while together they hold at
-    /// most a third of stake. So a leader that failed a height does not lead it again in
-    /// the next round, and every node that has committed the height below computes the
-    /// same leaders.
+    /// failed `height` in the rounds before (the blames its block will record), the most
+    /// failed first, then the latest; then those blamed at or below `below` (see
+    /// [`Blames::skipped`]); while together they hold at most a third of stake. So a
+    /// leader that keeps failing a height stops leading it, whoever else failed it once
+    /// (a round whose primary was down fails whoever leads). Every input is chain state as
+    /// of `below`, so every node asking with the same `below` gets the same leaders.
     pub fn leaders(
         &self,
         schedule: &LeaderSchedule,
@@ -102,15 +103,22 @@ impl Blames {
             .top_round
             .min(round)
             .max(round.saturating_sub(MAX_BLAMED_ROUNDS));
-        let mut failed: Vec<Address> = Vec::new();
+        // (times failed, last round failed, validator), the most failed and latest first.
+        let mut failed: Vec<(u64, u64, Address)> = Vec::new();
         let mut leaders = Vec::new();
         for r in first..=round {
-            let skipped = within_a_third(failed.iter().chain(&blamed), validators);
-            let l = leader(schedule, height.saturating_add(r), &skipped);
+            let order = failed.iter().map(|(_, _, a)| a).chain(&blamed);
+            let l = leader(
+                schedule,
+                height.saturating_add(r),
+                &within_a_third(order, validators),
+            );
             leaders.push(l);
-            if !failed.contains(&l) {
-                failed.push(l);
+            match failed.iter_mut().find(|(_, _, a)| *a == l) {
+                Some(entry) => *entry = (entry.0 + 1, r, l),
+                None => failed.push((1, r, l)),
             }
+            failed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
         }
         leaders
     }
@@ -176,7 +184,7 @@ pub fn pass_over(n: u64) -> u64 {
 
 /// Blames kept below the executed height: the [`MEMORY`] below the lowest height a node
 /// may still ask about (execution can run up to two intervals past the low watermark, the
-/// floor of every height in flight), with an interval's worth to spare on each side.
+/// floor of every height in flight), with four intervals to spare.
 pub fn kept(checkpoint_interval: u64) -> u64 {
     MEMORY.saturating_add(checkpoint_interval.saturating_mul(6))
 }

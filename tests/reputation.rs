@@ -158,9 +158,8 @@ fn a_dead_validator_fails_one_turn() {
     let (mut round, mut failed) = (0, 0);
     for height in 1..=100 {
         loop {
-            let skipped = b.skipped(height - 1, &set);
-            let leader = reputation::leader(&schedule, height + round, &skipped);
-            if height < 10 || leader != dead {
+            let leaders = b.leaders(&schedule, &set, height, round, height - 1);
+            if height < 10 || leaders.last() != Some(&dead) {
                 break;
             }
             round += 1;

@@ -420,7 +420,7 @@ impl Pbft {
     /// turns passed over, from every blame below `height` and the failed turns at `height`
     /// in the rounds since the chain's last (see [`Blames::leaders`]). Unknown until this
     /// node knows them all: it has committed the height below, or a block of `view`'s
-    /// round; until then its pre-prepares are kept (see `keep_early`).
+    /// round or a later one; until then its pre-prepares are kept (see `keep_early`).
     pub fn leader_at(&self, height: u64, view: u64) -> Option<Address> {
         let epoch = self.epoch()?;
         let round = view.checked_sub(height)?;
@@ -428,7 +428,8 @@ impl Pbft {
         if self.committed < below && self.blames.top_round < round {
             return None;
         }
-        let below = below.min(self.committed);
+        // Blames above the committed height would be of rounds above `round`: none count,
+        // so every node asks with the same `below`.
         let leaders =
             (self.blames).leaders(&epoch.leaders, &epoch.validators, height, round, below);
         leaders.last().copied()

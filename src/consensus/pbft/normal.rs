@@ -36,7 +36,20 @@ impl Pbft {
             return;
         }
         let Some(leader) = self.leader_at(height, t.view) else {
-            self.keep_early(from, proposal, vote);
+            // Its leader is known once the block below is: kept until then if a validator
+            // of this round signed it (within the sender's allowance of checks).
+            let period = self.period();
+            if self.is_member(&vote.signer)
+                && self.is_member(&from)
+                && self.in_current_round(from, &vote)
+                && self.checks.allows(&from, period)
+            {
+                if vote.verify(&self.cfg.chain_id) {
+                    self.keep_early(from, proposal, vote);
+                } else {
+                    self.checks.take(from, period);
+                }
+            }
             return;
         };
         if vote.signer != leader || !self.is_member(&from) || !self.in_current_round(from, &vote) {
@@ -153,8 +166,12 @@ impl Pbft {
 
     /// Votes from more than a third of stake (so from an honest validator) for a proposal
     /// this node never received: its pre-prepare was lost. Ask the voter for it, rather
-    /// than let the height wait for a view change.
+    /// than let the height wait for a view change (once its leader is known: an answer
+    /// before that could not be checked).
     fn ask_for_missing_proposal(&mut self, from: Address, t: VoteTarget) {
+        if self.leader_at(t.height, t.view).is_none() {
+            return;
+        }
         let Some(validators) = self.epoch().map(|e| e.validators.clone()) else {
             return;
         };
@@ -220,15 +237,14 @@ impl Pbft {
         if !self.is_member(&from) {
             return;
         }
-        let Some(leader) = self.leader_at(height, view) else {
-            return;
-        };
         let Some(slot) = self.slots.get(&height) else {
             return;
         };
         let Some((digest, proposal)) = slot.proposal.as_ref() else {
             return;
         };
+        // The proposer this node accepted; the asker checks it is the leader.
+        let leader = proposal.header.proposer;
         let Some(signature) = slot.prepares.signature_of(&leader, digest) else {
             return;
         };
@@ -311,10 +327,9 @@ impl Pbft {
         }
     }
 
-    /// Hands out every committed block whose predecessors are all out, in height order.
-    /// Pre-prepares kept for want of their leader are checked once it is known.
+    /// Hands out every committed block whose predecessors are all out, in height order;
+    /// then pre-prepares kept for want of their leader are checked if it is known now.
     pub(super) fn deliver(&mut self) {
-        let before = self.committed;
         while let Some((certificate, proposal)) = self
             .slots
             .get(&(self.committed + 1))
@@ -322,7 +337,7 @@ impl Pbft {
         {
             self.hand_out(Block::new(proposal, self.last_hash), certificate);
         }
-        if self.committed > before && !self.early.is_empty() {
+        if !self.early.is_empty() {
             self.replay_early();
         }
     }

@@ -461,6 +461,8 @@ impl Pbft {
         self.pending_batch = None;
         self.view_changes
             .retain(|_, (vc, _)| vc.payload.round > round);
+        self.early
+            .retain(|_, (_, _, v)| v.payload.view.checked_sub(v.payload.height) == Some(round));
     }
 
     /// Begins the round a valid new view starts: adopt its checkpoint, take its proposals
