@@ -44,8 +44,8 @@ fn a_dead_validator_is_passed_over() {
 /// time.
 ///
 /// Mutation caught: `join_round_of` doing nothing — node 3 stays in round 0, following
-/// the chain without voting, fails its first turn (blamed again at ~10,013) and leads only
-/// at ~30,000.
+/// the chain without voting, fails its first turn after the pass-over (blamed again) and
+/// leads only after a second, doubled one.
 #[test]
 fn a_validator_that_recovers_leads_again() {
     let mut world = with_node3_dead(4);
