@@ -54,8 +54,8 @@ pub struct Plan {
     /// that the window measures a network that has run --warmup seconds with one dead.
     #[arg(long)]
     pub kill_one: bool,
-    /// Run each of these offered rates in turn, each on a fresh network, instead of
-    /// --rate (e.g. 1000,2000,4000).
+    /// Run each of these offered rates in turn, each on a fresh network (or on the
+    /// --endpoints one), instead of --rate (e.g. 1000,2000,4000).
     #[arg(long, value_name = "RATES", value_delimiter = ',')]
     pub sweep: Vec<u64>,
     /// With --sweep, write a plot of latency against throughput to this SVG file.
@@ -66,8 +66,8 @@ pub struct Plan {
     #[arg(long, value_name = "DIR", conflicts_with = "sweep")]
     pub keep: Option<PathBuf>,
     /// Drive a running network through these admin endpoints (e.g.
-    /// 127.0.0.1:7100,127.0.0.1:7101) instead of starting one; node 0's `BLOCK`s time
-    /// the commits. Needs --key; the nodes' CPU and memory are not measured.
+    /// 127.0.0.1:7100,127.0.0.1:7101) instead of starting one; the first endpoint's
+    /// `BLOCK`s time the commits. Needs --key; the nodes' CPU and memory are not measured.
     #[arg(
         long,
         value_name = "ADDRS",
