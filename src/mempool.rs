@@ -54,10 +54,10 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 10 000 pending transactions, 16 MiB, 1 024 waiting for 60 s at most.
+    /// 50 000 pending transactions, 16 MiB, 1 024 waiting for 60 s at most.
     fn default() -> Limits {
         Limits {
-            max_txs: 10_000,
+            max_txs: 50_000,
             max_bytes: 16 * 1024 * 1024,
             max_future: 1024,
             future_ttl_ms: 60_000,

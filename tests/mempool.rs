@@ -413,7 +413,7 @@ fn a_sender_may_hold_more_while_there_is_room() {
 #[test]
 fn a_full_pool_pushes_out_the_largest_senders_highest_nonces() {
     let ledger = test_ledger();
-    assert_eq!(Limits::default().max_txs, 10_000);
+    assert_eq!(Limits::default().max_txs, 50_000);
     assert_eq!(Limits::default().max_bytes, 16 * 1024 * 1024);
     let mut pool = Pool::new(Limits {
         max_txs: 10,
