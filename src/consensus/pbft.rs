@@ -101,6 +101,14 @@ impl Slot {
         }
     }
 
+    /// The votes of `phase`, to read.
+    fn votes(&self, phase: Phase) -> &Tally {
+        match phase {
+            Phase::Prepare => &self.prepares,
+            Phase::Commit => &self.commits,
+        }
+    }
+
     /// Forgets what belonged to the round being left; prepared and committed state stay.
     fn leave_round(&mut self) {
         self.proposal = None;
@@ -430,8 +438,9 @@ impl Pbft {
         }
         // Blames above the committed height would be of rounds above `round`: none count,
         // so every node asks with the same `below`.
-        let leaders =
-            (self.blames).leaders(&epoch.leaders, &epoch.validators, height, round, below);
+        let leaders = self
+            .blames
+            .leaders(&epoch.leaders, &epoch.validators, height, round, below);
         leaders.last().copied()
     }
 

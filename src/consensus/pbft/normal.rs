@@ -169,21 +169,22 @@ impl Pbft {
     /// than let the height wait for a view change (once its leader is known: an answer
     /// before that could not be checked).
     fn ask_for_missing_proposal(&mut self, from: Address, t: VoteTarget) {
-        if self.leader_at(t.height, t.view).is_none() {
-            return;
-        }
-        let Some(validators) = self.epoch().map(|e| e.validators.clone()) else {
+        // Runs for every vote: the cheap checks first, and no copy of the validator set.
+        let (Some(slot), Some(epoch)) = (self.slots.get(&t.height), self.epoch()) else {
             return;
         };
-        let Some(slot) = self.slots.get_mut(&t.height) else {
-            return;
-        };
-        let weight = slot.tally(t.phase).weight(&t.digest, &validators);
-        if slot.proposal.is_some() || slot.asked >= PROPOSAL_ASKS || !validators.has_honest(weight)
+        if slot.proposal.is_some()
+            || slot.asked >= PROPOSAL_ASKS
+            || !epoch
+                .validators
+                .has_honest(slot.votes(t.phase).weight(&t.digest, &epoch.validators))
+            || self.leader_at(t.height, t.view).is_none()
         {
             return;
         }
-        slot.asked += 1;
+        if let Some(slot) = self.slots.get_mut(&t.height) {
+            slot.asked += 1;
+        }
         let (height, view) = (t.height, t.view);
         self.send(Target::One(from), Message::FetchProposal { height, view });
     }
@@ -197,7 +198,9 @@ impl Pbft {
     /// view change.
     fn keep_early(&mut self, from: Address, proposal: Proposal, vote: Signed<VoteTarget>) {
         let t = vote.payload;
-        let next_top = (self.window_top()).saturating_add(2 * self.cfg.params.checkpoint_interval);
+        let next_top = self
+            .window_top()
+            .saturating_add(2 * self.cfg.params.checkpoint_interval);
         if t.height <= self.low()
             || t.height > next_top
             || t.view.checked_sub(t.height) != Some(self.round)
