@@ -86,6 +86,10 @@ pub enum Full {
          or retry after the next block"
     )]
     Future,
+    /// Too many transactions wait for their signature check (the node's own queue, not
+    /// the pool's: see the node's mempool actor).
+    #[error("too many transactions wait for their signature check; retry shortly")]
+    Checking,
 }
 
 /// Why a transaction was not admitted. Each maps to one admin protocol error code

@@ -92,6 +92,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// Waits up to `idle` for a line to start and up to [`LINE_TIMEOUT`] more for it to
     /// end, then hands it to `parse` and frees what a long line took before returning.
     /// A last line without its `\n` (the client closed after it) is a line too.
+    ///
+    /// Dropping the returned future loses nothing: a line started stays, and the next call
+    /// goes on with it (its time limits start again).
     pub async fn next_line<T>(
         &mut self,
         idle: Duration,
@@ -100,7 +103,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         match timeout(idle, self.reader.fill_buf()).await {
             Err(_) => return Ok(Next::Idle),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok([])) => return Ok(Next::End),
+            Ok(Ok([])) if self.line.is_empty() => return Ok(Next::End),
             Ok(Ok(_)) => {}
         }
         let rest = timeout_at(Instant::now() + LINE_TIMEOUT, self.read_rest()).await;

@@ -9,18 +9,19 @@
 //! Accept errors (such as running out of descriptors anyway) are retried after a pause that
 //! doubles up to a second, never in a busy loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use almagill::crypto::{Address, Hash, Keypair};
 use almagill::genesis::Genesis;
-use almagill::tx::TxKind;
+use almagill::tx::{Transaction, TxKind};
+use futures_util::future::{FutureExt, LocalBoxFuture};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use crate::admin::auth::AdminToken;
@@ -50,6 +51,14 @@ const MIN_CONNECTIONS: usize = 16;
 /// The most admin connections served, whatever the file limit: each costs a task, a small
 /// read buffer and a kernel socket, so this bounds what local clients can make the node hold.
 const MAX_CONNECTIONS: usize = 16_384;
+
+/// Requests of one connection read ahead of their answers, at most (see [`serve`]).
+const PIPELINE: usize = 64;
+
+/// `SUBMIT`s of all connections together read ahead of their answers, at most: with
+/// [`PIPELINE`], this bounds what pipelining clients make the node hold (each a
+/// transaction and a small future, a few hundred bytes).
+pub const PIPELINED: usize = 4096;
 
 /// The first pause after a failed `accept`; it doubles on each failure in a row.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -144,6 +153,7 @@ pub fn start(listener: std::net::TcpListener, backend: Backend, limits: Limits) 
 async fn accept_loop(listener: TcpListener, backend: Backend, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let budget = lines::long_line_budget();
+    let pipelined = Arc::new(Semaphore::new(PIPELINED));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let mut last_warning: Option<Instant> = None;
     let mut may_warn = move || {
@@ -179,8 +189,9 @@ async fn accept_loop(listener: TcpListener, backend: Backend, limits: Limits) {
         };
         let backend = backend.clone();
         let budget = Arc::clone(&budget);
+        let pipelined = Arc::clone(&pipelined);
         actix_rt::spawn(async move {
-            if let Err(e) = serve(stream, &backend, limits, budget).await {
+            if let Err(e) = serve(stream, &backend, limits, budget, pipelined).await {
                 debug!(target: "admin", "connection ended: {e}");
             }
             drop(permit);
@@ -214,38 +225,92 @@ async fn answer(
         })?
 }
 
+/// `SUBMIT`s of one connection handed to the mempool and not yet answered, oldest first,
+/// each with its place among the [`PIPELINED`] of all connections.
+type Submitted = VecDeque<(
+    LocalBoxFuture<'static, Result<Hash, AdminError>>,
+    OwnedSemaphorePermit,
+)>;
+
+/// Serves one connection.
+///
+/// `SUBMIT` lines are pipelined: each goes to the mempool as soon as it is read, while the
+/// earlier ones are still being checked, so a client writing many at once has them checked
+/// in one batch. At most [`PIPELINE`] of a connection, and [`PIPELINED`] of all connections
+/// together, wait for their answers; beyond that the connection's next line waits in its
+/// socket. Any other command is carried out once every earlier `SUBMIT` is answered, so a
+/// client sees its requests take effect in the order it sent them. Answers are written in
+/// that order, those ready together in one write.
 async fn serve(
     stream: TcpStream,
     backend: &Backend,
     limits: Limits,
     budget: Arc<Semaphore>,
+    pipelined: Arc<Semaphore>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = LineReader::new(read, budget);
     let mut authorized = backend.token.is_none();
+    let mut submitted: Submitted = VecDeque::new();
+    let mut out = String::new();
+    let limit = limits.idle_timeout;
     loop {
-        let next = reader
-            .next_line(limits.idle_timeout, |line| {
-                protocol::parse_line(line, &backend.genesis)
-            })
-            .await?;
+        while let Some(answer) = submitted
+            .front_mut()
+            .and_then(|(answer, _)| answer.as_mut().now_or_never())
+        {
+            submitted.pop_front();
+            out.push_str(&submitted_line(answer));
+        }
+        flush(&mut write, &mut out, limit).await?;
+        let read = |line: &[u8]| protocol::parse_line(line, &backend.genesis);
+        let full = submitted.len() >= PIPELINE;
+        let next = match submitted.front_mut() {
+            None => reader.next_line(limit, read).await?,
+            Some((answer, _)) if full => {
+                let answer = answer.await;
+                submitted.pop_front();
+                out.push_str(&submitted_line(answer));
+                continue;
+            }
+            // `next_line` keeps a line it has started when it is dropped here.
+            Some((answer, _)) => tokio::select! {
+                biased;
+                answer = answer => {
+                    submitted.pop_front();
+                    out.push_str(&submitted_line(answer));
+                    continue;
+                }
+                next = reader.next_line(limit, read) => next?,
+            },
+        };
         let parsed = match next {
             Next::Line(Some(parsed)) => parsed,
             Next::Line(None) => continue,
             Next::TooLong => {
+                answer_all(&mut submitted, &mut write, &mut out, limit).await?;
                 let line = protocol::err_line(&protocol::too_long());
-                return answer(&mut write, &line, limits.idle_timeout).await;
+                return answer(&mut write, &line, limit).await;
             }
-            Next::End => return Ok(()),
+            Next::End => return answer_all(&mut submitted, &mut write, &mut out, limit).await,
             Next::Idle => {
                 debug!(target: "admin", "closing an idle connection");
-                return Ok(());
+                return answer_all(&mut submitted, &mut write, &mut out, limit).await;
             }
             Next::Slow => {
                 debug!(target: "admin", "closing a connection that did not finish its line");
-                return Ok(());
+                return answer_all(&mut submitted, &mut write, &mut out, limit).await;
             }
         };
+        if let Ok(Command::Submit { tx }) = parsed {
+            let place = Arc::clone(&pipelined)
+                .acquire_owned()
+                .await
+                .map_err(std::io::Error::other)?;
+            submitted.push_back((Box::pin(submit(backend, tx)), place));
+            continue;
+        }
+        answer_all(&mut submitted, &mut write, &mut out, limit).await?;
         let quit = parsed == Ok(Command::Quit);
         // The command's future is boxed only while it runs, so the task of each idle
         // connection stays the size of the reading state, not of the largest command.
@@ -256,10 +321,67 @@ async fn serve(
             },
             Err(e) => protocol::err_line(&e),
         };
-        answer(&mut write, &reply, limits.idle_timeout).await?;
+        answer(&mut write, &reply, limit).await?;
         if quit {
             return Ok(());
         }
+    }
+}
+
+/// The answer line to a `SUBMIT`.
+fn submitted_line(answer: Result<Hash, AdminError>) -> String {
+    match answer {
+        Ok(hash) => protocol::ok_line(protocol::tx_admitted_json(&hash)),
+        Err(e) => protocol::err_line(&e),
+    }
+}
+
+/// Writes the answers to every pipelined `SUBMIT`, in order, waiting for them as needed.
+async fn answer_all(
+    submitted: &mut Submitted,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut String,
+    limit: Duration,
+) -> std::io::Result<()> {
+    while let Some((mut answer, _)) = submitted.pop_front() {
+        let answer = match answer.as_mut().now_or_never() {
+            Some(answer) => answer,
+            None => {
+                flush(write, out, limit).await?;
+                answer.await
+            }
+        };
+        out.push_str(&submitted_line(answer));
+    }
+    flush(write, out, limit).await
+}
+
+/// Writes the answers gathered in `out`, if any, giving up (and so closing the connection)
+/// if the client has not taken them within `limit`.
+async fn flush(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut String,
+    limit: Duration,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    answer(write, out, limit).await?;
+    out.clear();
+    Ok(())
+}
+
+/// Hands a signed transaction to the mempool at once (the message is queued before this
+/// returns); the future is its answer.
+fn submit(
+    backend: &Backend,
+    tx: Transaction,
+) -> impl std::future::Future<Output = Result<Hash, AdminError>> {
+    let sent = backend.routes.submit.send(Submit(tx));
+    async move {
+        sent.await
+            .map_err(internal)?
+            .map_err(|e| AdminError::new(e.code(), e.to_string()))
     }
 }
 
@@ -344,16 +466,10 @@ async fn execute(
             let account = view.account.ok_or_else(|| unknown_account(&address))?;
             Ok(protocol::balance_json(&address, &account))
         }
-        Command::Submit { tx } => {
-            let hash = backend
-                .routes
-                .submit
-                .send(Submit(tx))
-                .await
-                .map_err(internal)?
-                .map_err(|e| AdminError::new(e.code(), e.to_string()))?;
-            Ok(protocol::tx_admitted_json(&hash))
-        }
+        // Pipelined by the connection's reader (`read_all`), so not met here in practice.
+        Command::Submit { tx } => submit(backend, tx)
+            .await
+            .map(|hash| protocol::tx_admitted_json(&hash)),
         Command::Send { from, to, amount } => {
             sign(backend, from, TxKind::Transfer { to, amount }).await
         }

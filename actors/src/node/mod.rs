@@ -274,6 +274,7 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             admitted_at: HashMap::new(),
             to_gossip: Vec::new(),
             verified,
+            unchecked: Default::default(),
         });
         state_ctx.run(StateActor {
             ledger,

@@ -4,7 +4,12 @@
 
 use std::time::Instant;
 
-use crate::harness::{pipeline, signed_transfers, str_field, wait_committed, Net};
+use almagill::encoding;
+use almagill::tx::Transaction;
+
+use crate::harness::{
+    parse_reply, pipeline, signed_transfers, str_field, wait_committed, Net, Reply,
+};
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
 
@@ -78,4 +83,69 @@ fn right_after_a_commit_the_next_transactions_are_admitted() {
     );
     let next = pipeline(&net, 0, &signed[50..]);
     wait_committed(&net, 0, &next[49]);
+}
+
+/// Pipelined `SUBMIT`s get one answer each, in the order they were sent, whatever the
+/// answer; and a command written right behind them sees every one of them. In one write:
+/// 100 transfers with a forged copy of nonce 50 before the real one and a repeat of nonce 0
+/// at the end, then `TX` of nonce 99 and `QUIT`.
+///
+/// Shown failing: with `serve` carrying out other commands without first answering the
+/// `SUBMIT`s before them, the `TX` answer comes out ahead of theirs.
+#[test]
+fn pipelined_submits_are_answered_in_order_and_seen_by_the_next_command() {
+    let net = Net::launch(1);
+    net.wait_height(&[0], 1);
+    let signed = signed_transfers(&net, "alice", "bob", 0..100);
+    let hash_of = |hex: &str| {
+        let bytes = hex::decode(hex).expect("hex");
+        let tx: Transaction = encoding::decode(&bytes).expect("a transaction");
+        tx.hash().to_string()
+    };
+    let mut forged = hex::decode(&signed[50]).expect("hex");
+    *forged.last_mut().expect("a signature") ^= 1;
+    let mut lines = Vec::new();
+    let mut expected = Vec::new();
+    for (nonce, hex) in signed.iter().enumerate() {
+        if nonce == 50 {
+            lines.push(format!("SUBMIT {}", hex::encode(&forged)));
+            expected.push(Err("invalid_signature".to_string()));
+        }
+        lines.push(format!("SUBMIT {hex}"));
+        expected.push(Ok(hash_of(hex)));
+    }
+    lines.push(format!("SUBMIT {}", signed[0]));
+    expected.push(Err("duplicate".to_string()));
+    lines.push(format!("TX {}", hash_of(&signed[99])));
+    lines.push("QUIT".to_string());
+
+    let mut admin = net.admin(0);
+    admin
+        .send_raw(format!("{}\n", lines.join("\n")).as_bytes())
+        .expect("the lines are sent");
+    let mut replies = Vec::new();
+    while let Ok(line) = admin.read_line() {
+        replies.push(parse_reply(&line).unwrap_or_else(|e| net.fail(&e)));
+    }
+    assert_eq!(replies.len(), expected.len() + 2, "{replies:#?}");
+    for (k, (reply, want)) in replies.iter().zip(&expected).enumerate() {
+        match (reply, want) {
+            (Reply::Ok(value), Ok(hash)) => assert_eq!(str_field(value, "tx"), hash, "line {k}"),
+            (Reply::Err(code), Err(want)) => assert_eq!(code, want, "line {k}"),
+            _ => panic!("line {k}: {reply:?}, expected {want:?}"),
+        }
+    }
+    let Reply::Ok(status) = &replies[expected.len()] else {
+        panic!("TX: {:?}", replies[expected.len()]);
+    };
+    assert!(
+        ["pending", "committed"].contains(&str_field(status, "status")),
+        "TX: {status}"
+    );
+    assert!(matches!(&replies[expected.len() + 1], Reply::Ok(bye) if bye["bye"] == true));
+    eprintln!(
+        "pipelined: {} SUBMITs answered in order, then TX saw the last as {}",
+        expected.len(),
+        str_field(status, "status")
+    );
 }
