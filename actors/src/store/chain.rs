@@ -18,6 +18,7 @@ use almagill::ledger::{RootParts, SnapshotChunk, SnapshotHead, TxError};
 use bincode::{Decode, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::tx_index::{Recent, RECENT_TXS, TXS};
 use super::StoreError;
 
 /// The database's file name inside the data directory.
@@ -37,8 +38,6 @@ const FORMAT: u8 = 3;
 
 /// Height → encoded [`StoredBlock`].
 pub(super) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
-/// Transaction hash → encoded [`TxRecord`].
-pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 /// Height → the state root after it.
 pub(super) const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
 /// (height, piece) → piece 0 the encoded [`SnapshotHead`], piece `i` its chunk `i`.
@@ -98,6 +97,8 @@ pub struct ChainStore {
     pub(super) db: Database,
     pub(super) path: PathBuf,
     tip: Tip,
+    /// The transaction index's entries not yet merged (see `tx_index.rs`).
+    pub(super) recent: Recent,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -116,11 +117,24 @@ impl ChainStore {
     /// error, never used.
     pub fn open(dir: &Path, genesis: Hash) -> Result<ChainStore, StoreError> {
         let path = dir.join(CHAIN_FILE);
-        let mut db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .db(&path)?;
-        if !db.check_integrity().db(&path)? {
+        // The database may panic rather than fail on some damaged files (a table's
+        // definition cut short): that too is a damaged file, reported as such.
+        let opened = std::panic::catch_unwind(|| {
+            let mut db = Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)?;
+            let intact = db.check_integrity()?;
+            Ok::<_, redb::Error>((db, intact))
+        });
+        let Ok(opened) = opened else {
+            return Err(StoreError::corrupt(
+                &path,
+                0,
+                "the database could not be read",
+            ));
+        };
+        let (db, intact) = opened.db(&path)?;
+        if !intact {
             return Err(StoreError::corrupt(
                 &path,
                 0,
@@ -159,12 +173,18 @@ impl ChainStore {
             }
             txn.open_table(BLOCKS).db(&path)?;
             txn.open_table(TXS).db(&path)?;
+            txn.open_table(RECENT_TXS).db(&path)?;
             txn.open_table(ROOTS).db(&path)?;
             txn.open_table(SNAPSHOTS).db(&path)?;
             txn.open_table(CHECKPOINTS).db(&path)?;
             txn.open_table(EPOCH_PARTS).db(&path)?;
         }
         txn.commit().db(&path)?;
+        let recent = {
+            let txn = db.begin_read().db(&path)?;
+            Recent::load(&txn.open_table(RECENT_TXS).db(&path)?)
+                .map_err(|(height, reason)| StoreError::corrupt(&path, height, reason))?
+        };
         let mut store = ChainStore {
             db,
             path,
@@ -172,6 +192,7 @@ impl ChainStore {
                 height: 0,
                 hash: genesis,
             },
+            recent,
         };
         let last = {
             let txn = store.db.begin_read().db(&store.path)?;
@@ -221,7 +242,25 @@ impl ChainStore {
                 block.txs.len()
             )));
         }
+        let mut entries = Vec::with_capacity(block.txs.len());
+        for (position, (tx, result)) in block.txs.iter().zip(commit.results).enumerate() {
+            let hash = tx.hash();
+            // A transaction applied once keeps that record: included again (a replay,
+            // which fails on its used nonce) it must not read as failed. A failed one
+            // changed nothing, so a later inclusion may apply it, and replaces it. Only
+            // a failure needs the old record read; an application always writes.
+            if result.is_err() && self.tx(&hash)?.is_some_and(|old| old.result.is_ok()) {
+                continue;
+            }
+            let record = TxRecord {
+                height,
+                position: position as u32,
+                result: result.clone(),
+            };
+            entries.push((hash, record));
+        }
         let txn = self.db.begin_write().db(&self.path)?;
+        let merged;
         {
             let stored = encoding::encode(&(block, commit.certificate));
             txn.open_table(BLOCKS)
@@ -229,38 +268,11 @@ impl ChainStore {
                 .insert(height, stored.as_slice())
                 .db(&self.path)?;
             let mut txs = txn.open_table(TXS).db(&self.path)?;
-            for (position, (tx, result)) in block.txs.iter().zip(commit.results).enumerate() {
-                let hash = tx.hash();
-                // A transaction applied once keeps that record: included again (a replay,
-                // which fails on its used nonce) it must not read as failed. A failed one
-                // changed nothing, so a later inclusion may apply it, and replaces it. Only
-                // a failure needs the old record read; an application always writes.
-                if result.is_err() {
-                    let applied = match txs.get(hash.0.as_slice()).db(&self.path)? {
-                        Some(old) => encoding::decode::<TxRecord>(old.value())
-                            .map_err(|e| {
-                                StoreError::corrupt(
-                                    &self.path,
-                                    0,
-                                    format!("transaction {hash}: {e}"),
-                                )
-                            })?
-                            .result
-                            .is_ok(),
-                        None => false,
-                    };
-                    if applied {
-                        continue;
-                    }
-                }
-                let record = TxRecord {
-                    height,
-                    position: position as u32,
-                    result: result.clone(),
-                };
-                txs.insert(hash.0.as_slice(), encoding::encode(&record).as_slice())
-                    .db(&self.path)?;
-            }
+            let mut recent = txn.open_table(RECENT_TXS).db(&self.path)?;
+            merged = self
+                .recent
+                .write(height, &entries, &mut txs, &mut recent)
+                .db(&self.path)?;
             txn.open_table(ROOTS)
                 .db(&self.path)?
                 .insert(height, commit.state_root.0.as_slice())
@@ -283,6 +295,7 @@ impl ChainStore {
             }
         }
         txn.commit().db(&self.path)?;
+        self.recent.written(entries, merged);
         self.tip = Tip {
             height,
             hash: block.hash(),
@@ -365,6 +378,9 @@ impl ChainStore {
 
     /// Where transaction `hash` was committed, if it was.
     pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>, StoreError> {
+        if let Some(record) = self.recent.get(hash) {
+            return Ok(Some(record.clone()));
+        }
         let txn = self.db.begin_read().db(&self.path)?;
         let txs = txn.open_table(TXS).db(&self.path)?;
         let Some(value) = txs.get(hash.0.as_slice()).db(&self.path)? else {
@@ -683,6 +699,109 @@ mod tests {
                 Some(expected),
                 "after block {height}"
             );
+        }
+    }
+
+    /// The index answers the same whether an entry waits in memory, in the recent table
+    /// read back on reopening, or was merged: a transfer failed at 1, applied at 3 and
+    /// replayed at 4, with blocks 2 and 4 big enough that each ends with a merge.
+    ///
+    /// Mutations caught: a merge writing only the last block's entries (block 1's filler is
+    /// then not found); opening without reading the recent entries back (block 3's record
+    /// is then not found after the reopen).
+    #[test]
+    fn the_index_reads_the_same_before_and_after_a_merge_and_a_reopen() {
+        use super::super::tx_index::MERGE_AT;
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = Keypair::from_seed([3; 32]);
+        let tx = TxBody {
+            from: key.address(),
+            nonce: 0,
+            kind: TxKind::Transfer {
+                to: Address([7; 32]),
+                amount: 1,
+            },
+        }
+        .sign(&key, "test");
+        // `n` other transactions (applied), distinct from every other block's.
+        let filler = |height: u64, n: usize| -> Vec<Transaction> {
+            (0..n as u64)
+                .map(|nonce| {
+                    let body = TxBody {
+                        from: Address([height as u8; 32]),
+                        nonce,
+                        kind: TxKind::Stake { amount: 1 },
+                    };
+                    Transaction::new(body, almagill::crypto::Signature([0; 64]))
+                })
+                .collect()
+        };
+        let short = TxError::InsufficientFunds {
+            available: 0,
+            needed: 1,
+        };
+        let stale = TxError::BadNonce {
+            expected: 1,
+            got: 0,
+        };
+        // (the transfer's outcome if included, other transactions)
+        let blocks = [
+            (Some(Err(short.clone())), filler(1, 10)),
+            (None, filler(2, MERGE_AT)),
+            (Some(Ok(())), filler(3, 10)),
+            (Some(Err(stale)), filler(4, MERGE_AT)),
+        ];
+        let failed = TxRecord {
+            height: 1,
+            position: 0,
+            result: Err(short),
+        };
+        let applied = TxRecord {
+            height: 3,
+            position: 0,
+            result: Ok(()),
+        };
+        let expected = [failed.clone(), failed, applied.clone(), applied];
+        let mut prev = genesis();
+        for (i, ((outcome, others), want)) in blocks.into_iter().zip(expected).enumerate() {
+            let height = i as u64 + 1;
+            let mut txs = Vec::new();
+            let mut results = Vec::new();
+            if let Some(outcome) = outcome {
+                txs.push(tx.clone());
+                results.push(outcome);
+            }
+            let last = others.last().cloned().expect("fillers");
+            results.extend(others.iter().map(|_| Ok(())));
+            txs.extend(others);
+            let (block, certificate) = block_of(height, prev, txs);
+            prev = block.hash();
+            let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
+            store
+                .append(&Commit {
+                    block: &block,
+                    certificate: &certificate,
+                    results: &results,
+                    state_root: root(height),
+                    snapshot: None,
+                    epoch_end: None,
+                })
+                .unwrap();
+            drop(store);
+            let store = ChainStore::open(dir.path(), genesis()).unwrap();
+            assert_eq!(
+                store.tx(&tx.hash()).unwrap(),
+                Some(want),
+                "after block {height}"
+            );
+            for (at, filler) in [(1, filler(1, 10)[9].clone()), (height, last)] {
+                assert_eq!(
+                    store.tx(&filler.hash()).unwrap().map(|r| r.height),
+                    Some(at),
+                    "block {at}'s last transaction, after block {height}"
+                );
+            }
         }
     }
 

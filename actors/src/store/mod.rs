@@ -27,6 +27,7 @@ pub mod chain;
 pub mod legacy;
 pub mod log;
 pub mod sync;
+pub mod tx_index;
 pub mod votes;
 
 pub use self::chain::{ChainStore, Commit};

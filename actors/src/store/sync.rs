@@ -15,8 +15,9 @@ use bincode::Decode;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::chain::{
-    put_snapshot, snapshot_heights, Db, BLOCKS, CHECKPOINTS, EPOCH_PARTS, ROOTS, SNAPSHOTS, TXS,
+    put_snapshot, snapshot_heights, Db, BLOCKS, CHECKPOINTS, EPOCH_PARTS, ROOTS, SNAPSHOTS,
 };
+use super::tx_index::{RECENT_TXS, TXS};
 use super::{ChainStore, StoreError};
 
 impl ChainStore {
@@ -125,6 +126,10 @@ impl ChainStore {
                 .db(&self.path)?
                 .retain(|_, _| false)
                 .db(&self.path)?;
+            txn.open_table(RECENT_TXS)
+                .db(&self.path)?
+                .retain(|_, _| false)
+                .db(&self.path)?;
             let mut roots = txn.open_table(ROOTS).db(&self.path)?;
             roots.retain(|_, _| false).db(&self.path)?;
             roots
@@ -157,6 +162,7 @@ impl ChainStore {
             }
         }
         txn.commit().db(&self.path)?;
+        self.recent.clear();
         self.set_tip(height, offer.block.hash());
         Ok(())
     }
