@@ -65,16 +65,16 @@ fn signatures(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
     group.throughput(Throughput::Elements(1));
     group.bench_function("single", |b| {
-        b.iter(|| crypto::verify(&txs[0].body.from, &messages[0], &txs[0].signature))
+        b.iter(|| crypto::verify(&txs[0].body().from, &messages[0], txs[0].signature()))
     });
     for size in [16usize, 64, 256] {
         let items: Vec<SignedMessage<'_>> = txs[..size]
             .iter()
             .zip(&messages)
             .map(|(t, m)| SignedMessage {
-                signer: t.body.from,
+                signer: t.body().from,
                 message: m,
-                signature: t.signature,
+                signature: *t.signature(),
             })
             .collect();
         group.throughput(Throughput::Elements(size as u64));

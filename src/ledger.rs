@@ -328,7 +328,7 @@ impl Ledger {
 
     /// The account states a transaction would produce, or why it does not apply.
     fn writes(&self, tx: &Transaction) -> Result<Writes, TxError> {
-        let body = &tx.body;
+        let body = tx.body();
         let mut sender = *self
             .accounts
             .get(&body.from)

@@ -293,10 +293,10 @@ impl Pool {
         }
         let hash = tx.hash();
         let size = encoding::encode(&tx).len();
-        let from = tx.body.from;
+        let from = tx.body().from;
         let entry = Entry { tx, hash, size };
         if let Some(next) = self.next_nonce(&from, ledger) {
-            let nonce = entry.tx.body.nonce;
+            let nonce = entry.tx.body().nonce;
             if nonce > next && nonce - next <= FUTURE_WINDOW {
                 return self.wait(entry, now_ms).map(|()| hash);
             }
@@ -316,8 +316,8 @@ impl Pool {
         if self.contains(&hash) || self.recent_set.contains(&hash) {
             return Some(AdmitError::Duplicate(hash));
         }
-        let expected = self.next_nonce(&tx.body.from, ledger)?;
-        let got = tx.body.nonce;
+        let expected = self.next_nonce(&tx.body().from, ledger)?;
+        let got = tx.body().nonce;
         (got < expected || got - expected > FUTURE_WINDOW)
             .then_some(AdmitError::Rejected(TxError::BadNonce { expected, got }))
     }
@@ -331,7 +331,7 @@ impl Pool {
 
     /// Keeps a transaction with a future nonce until the gap before it fills.
     fn wait(&mut self, entry: Entry, now_ms: u64) -> Result<(), AdmitError> {
-        let key = (entry.tx.body.from, entry.tx.body.nonce);
+        let key = (entry.tx.body().from, entry.tx.body().nonce);
         if self.future.contains_key(&key) {
             // Another transaction with the same nonce waits already: the first one stays.
             return Err(AdmitError::Duplicate(entry.hash));
@@ -394,7 +394,7 @@ impl Pool {
             if committed.contains(&entry.hash) {
                 continue;
             }
-            let body = &entry.tx.body;
+            let body = entry.tx.body();
             let skip = blocked.contains(&body.from)
                 || exclude.contains(&entry.hash)
                 || matches!(body.kind, TxKind::Transfer { to, .. } if not_created.contains(&to));
@@ -444,13 +444,13 @@ impl Pool {
     pub fn on_commit(&mut self, committed: &[Transaction], ledger: &Ledger, now_ms: u64) {
         let mut committed_hashes = HashSet::with_capacity(committed.len());
         for tx in committed {
-            let next = ledger.account(&tx.body.from).map(|a| a.nonce);
-            if next.is_some_and(|next| next < tx.body.nonce) {
+            let next = ledger.account(&tx.body().from).map(|a| a.nonce);
+            if next.is_some_and(|next| next < tx.body().nonce) {
                 continue;
             }
             let hash = tx.hash();
             committed_hashes.insert(hash);
-            if next.is_some_and(|next| next > tx.body.nonce) {
+            if next.is_some_and(|next| next > tx.body().nonce) {
                 self.remember(hash);
             }
         }
@@ -479,8 +479,8 @@ impl Pool {
                 continue;
             }
             // A refusal drops the transaction: that is the point of checking again.
-            let nonce = entry.tx.body.nonce;
-            match self.next_nonce(&entry.tx.body.from, ledger) {
+            let nonce = entry.tx.body().nonce;
+            match self.next_nonce(&entry.tx.body().from, ledger) {
                 Some(next) if nonce > next && nonce - next <= FUTURE_WINDOW => {
                     let _ = self.wait(entry, now_ms);
                 }
@@ -511,7 +511,7 @@ impl Pool {
     /// The state checks and the limits, then the insertion; nothing changes on a refusal.
     fn admit_checked(&mut self, entry: Entry, ledger: &Ledger) -> Result<(), AdmitError> {
         let delta = self.check_state(&entry.tx, ledger)?;
-        let from = entry.tx.body.from;
+        let from = entry.tx.body().from;
         self.make_room(&from, entry.size)
             .map_err(AdmitError::MempoolFull)?;
         let new_bytes = self.bytes + entry.size;
@@ -521,7 +521,7 @@ impl Pool {
             .ok_or(AdmitError::MempoolFull(Full::Transactions))?;
 
         // Every check is done: from here nothing can fail.
-        if let TxKind::CreateAccount { new_account, .. } = entry.tx.body.kind {
+        if let TxKind::CreateAccount { new_account, .. } = entry.tx.body().kind {
             let count = self.created.entry(new_account).or_insert(0);
             *count = count.saturating_add(1);
         }
@@ -582,7 +582,7 @@ impl Pool {
                 let evictable = held > share
                     && sender != *from
                     && !self.in_flight.contains(&entry.hash)
-                    && !matches!(entry.tx.body.kind, TxKind::CreateAccount { .. });
+                    && !matches!(entry.tx.body().kind, TxKind::CreateAccount { .. });
                 evictable.then_some((sender, entry.size))
             });
             let Some((sender, size)) = victim else {
@@ -611,8 +611,8 @@ impl Pool {
         let Some(entry) = self.pending.remove(&seq) else {
             return;
         };
-        let amount = entry.tx.body.kind.amount();
-        match entry.tx.body.kind {
+        let amount = entry.tx.body().kind.amount();
+        match entry.tx.body().kind {
             TxKind::Transfer { .. } | TxKind::CreateAccount { .. } => {
                 state.spent = state.spent.saturating_sub(amount);
             }
@@ -635,7 +635,7 @@ impl Pool {
     /// [`Ledger::check`] would once those have applied, crediting nothing that is pending.
     /// Returns the sender's sums with `tx` added.
     fn check_state(&self, tx: &Transaction, ledger: &Ledger) -> Result<Delta, TxError> {
-        let body = &tx.body;
+        let body = tx.body();
         let account: &Account = ledger
             .account(&body.from)
             .ok_or(TxError::UnknownAccount(body.from))?;

@@ -1,7 +1,7 @@
 //! Transactions: what an account asks the chain to do, signed by that account.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bincode::{Decode, Encode};
 use thiserror::Error;
@@ -69,21 +69,51 @@ impl TxBody {
     /// Signs the body with the sender's key for chain `chain_id`.
     pub fn sign(self, key: &Keypair, chain_id: &str) -> Transaction {
         let signature = key.sign(domain::TX_SIGN, chain_id, &encoding::encode(&self));
-        Transaction {
-            body: self,
-            signature,
-        }
+        Transaction::new(self, signature)
     }
 }
 
 /// A signed transaction, as submitted, gossiped and put in blocks.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+///
+/// It cannot be changed once made, so its hash, computed the first time it is asked for,
+/// is kept: a node asks for it at every step a transaction goes through (admission,
+/// proposal, execution, the index).
+#[derive(Clone, Debug)]
 pub struct Transaction {
-    /// What is asked.
-    pub body: TxBody,
-    /// The sender's signature over the body (see [`crypto::signing_message`]).
-    pub signature: Signature,
+    body: TxBody,
+    signature: Signature,
+    hash: OnceLock<Hash>,
 }
+
+impl PartialEq for Transaction {
+    fn eq(&self, other: &Self) -> bool {
+        self.body == other.body && self.signature == other.signature
+    }
+}
+
+impl Eq for Transaction {}
+
+/// Encoded as the body, then the signature.
+impl Encode for Transaction {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.body.encode(encoder)?;
+        self.signature.encode(encoder)
+    }
+}
+
+impl<Context> Decode<Context> for Transaction {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let body = TxBody::decode(decoder)?;
+        Ok(Transaction::new(body, Signature::decode(decoder)?))
+    }
+}
+
+bincode::impl_borrow_decode!(Transaction);
 
 /// Why a transaction is invalid on its own, whatever the state of the chain.
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
@@ -110,9 +140,30 @@ impl TxFormatError {
 }
 
 impl Transaction {
+    /// `body` with `signature`, as signed (or claimed to be: see [`Transaction::verify`]).
+    pub fn new(body: TxBody, signature: Signature) -> Transaction {
+        Transaction {
+            body,
+            signature,
+            hash: OnceLock::new(),
+        }
+    }
+
+    /// What is asked.
+    pub fn body(&self) -> &TxBody {
+        &self.body
+    }
+
+    /// The sender's signature over the body (see [`crypto::signing_message`]).
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
     /// The transaction's identity: blake3 of its canonical encoding.
     pub fn hash(&self) -> Hash {
-        Hash::digest(domain::TX_HASH, &[&encoding::encode(self)])
+        *self
+            .hash
+            .get_or_init(|| Hash::digest(domain::TX_HASH, &[&encoding::encode(self)]))
     }
 
     /// The exact bytes the signature covers on chain `chain_id`.

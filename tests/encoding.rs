@@ -255,13 +255,13 @@ fn every_tx_kind_round_trips_with_fixed_layout() {
     for (tag, kind) in kinds.into_iter().enumerate() {
         let tx = signed(1, u64::MAX, kind.clone());
         check_value(&tx).unwrap();
-        check_value(&tx.body).unwrap();
+        check_value(tx.body()).unwrap();
         check_value(&kind).unwrap();
         let bytes = encoding::encode(&tx);
         assert_eq!(&bytes[..32], &address(1).0);
         assert_eq!(&bytes[32..40], &u64::MAX.to_le_bytes());
         assert_eq!(&bytes[40..44], &(tag as u32).to_le_bytes());
-        assert_eq!(&bytes[bytes.len() - 64..], &tx.signature.0);
+        assert_eq!(&bytes[bytes.len() - 64..], &tx.signature().0);
         let amount_at = if tag < 2 { 44 + 32 } else { 44 };
         assert_eq!(
             &bytes[amount_at..amount_at + 16],
@@ -649,10 +649,10 @@ fn wire_sizes() -> Vec<usize> {
     g.accounts.clear();
     let mut sizes = vec![
         len(encoding::encode(&Phase::Prepare)),
-        len(encoding::encode(&tx.body.kind)),
-        len(encoding::encode(&transfer.body.kind)),
-        len(encoding::encode(&tx.body)),
-        len(encoding::encode(&transfer.body)),
+        len(encoding::encode(&tx.body().kind)),
+        len(encoding::encode(&transfer.body().kind)),
+        len(encoding::encode(&tx.body())),
+        len(encoding::encode(&transfer.body())),
         len(encoding::encode(&tx)),
         len(encoding::encode(&transfer)),
         len(encoding::encode(&TxError::UnknownAccount(address(1)))),
@@ -1057,12 +1057,12 @@ fn largest_tx(nonce: u64) -> Transaction {
 fn largest_txs(count: u64) -> Vec<Transaction> {
     let tx = largest_tx(0);
     (0..count)
-        .map(|nonce| Transaction {
-            body: TxBody {
+        .map(|nonce| {
+            let body = TxBody {
                 nonce,
-                ..tx.body.clone()
-            },
-            ..tx.clone()
+                ..tx.body().clone()
+            };
+            Transaction::new(body, *tx.signature())
         })
         .collect()
 }

@@ -131,7 +131,7 @@ fn make_tx(ledger: &Ledger, intent: Intent) -> Transaction {
 
 /// An independent statement of the rules: the accounts after `tx`, or why it fails.
 fn model(state: &Accounts, min_stake: Amount, tx: &Transaction) -> Result<Accounts, TxError> {
-    let body = &tx.body;
+    let body = tx.body();
     let mut sender = *state
         .get(&body.from)
         .ok_or(TxError::UnknownAccount(body.from))?;
@@ -233,7 +233,7 @@ fn run_history(genesis: &Genesis, intents: &[Intent]) -> Result<History, TestCas
         let tx = make_tx(&ledger, intent);
         let before = snapshot(&ledger);
         let root_before = ledger.state_root();
-        let body = &tx.body;
+        let body = tx.body();
         let sender = before.get(&body.from).copied();
 
         let checked = ledger.check(&tx);

@@ -125,7 +125,7 @@ fn future_nonces_wait_for_the_gap_and_stale_ones_are_refused() {
     );
     admit(&mut pool, transfer(4, 0, 1, 10), &ledger).unwrap();
     assert_eq!((pool.len(), pool.waiting()), (6, 0));
-    let nonces: Vec<u64> = everything(&pool).iter().map(|t| t.body.nonce).collect();
+    let nonces: Vec<u64> = everything(&pool).iter().map(|t| t.body().nonce).collect();
     assert_eq!(nonces, [0, 1, 2, 3, 4, 5]);
     // A nonce already taken by a pending transaction, and one too far ahead.
     assert_eq!(
@@ -202,8 +202,8 @@ fn refusals_that_need_no_signature_come_first() {
         pool.quick_refusal(&first, &ledger),
         Some(AdmitError::Duplicate(hash))
     );
-    let mut stale = transfer(4, 0, 2, 10);
-    stale.signature = first.signature;
+    let stale = transfer(4, 0, 2, 10);
+    let stale = Transaction::new(stale.body().clone(), *first.signature());
     assert_eq!(
         code(Err(pool.quick_refusal(&stale, &ledger).unwrap())),
         "bad_nonce"
@@ -213,8 +213,8 @@ fn refusals_that_need_no_signature_come_first() {
         code(Err(pool.quick_refusal(&far, &ledger).unwrap())),
         "bad_nonce"
     );
-    let mut next = transfer(4, 1, 1, 10);
-    next.signature = first.signature;
+    let next = transfer(4, 1, 1, 10);
+    let next = Transaction::new(next.body().clone(), *first.signature());
     assert_eq!(pool.quick_refusal(&next, &ledger), None);
     assert_eq!(
         pool.quick_refusal(&transfer(4, 1 + FUTURE_WINDOW, 1, 10), &ledger),
@@ -227,11 +227,13 @@ fn refusals_that_need_no_signature_come_first() {
 fn refuses_bad_signatures_and_bad_amounts() {
     let ledger = test_ledger();
     let mut pool = Pool::new(Limits::default());
-    let mut forged = transfer(4, 0, 1, 10);
-    forged.body.kind = TxKind::Transfer {
+    let signed = transfer(4, 0, 1, 10);
+    let mut body = signed.body().clone();
+    body.kind = TxKind::Transfer {
         to: address(1),
         amount: 40_000,
     };
+    let forged = Transaction::new(body, *signed.signature());
     assert!(forged.verify(CHAIN_ID).is_err());
     assert_eq!(
         admit(&mut pool, forged.clone(), &ledger),
@@ -769,7 +771,7 @@ proptest! {
                             // Admission agrees with the ledger on the sender's first one
                             // (a transfer may wait on someone's pending creation; a
                             // future nonce waits apart, unchecked).
-                            if next == committed && tx.body.nonce == next && intent.kind != 0 {
+                            if next == committed && tx.body().nonce == next && intent.kind != 0 {
                                 prop_assert_eq!(ledger.check(&tx), Ok(()));
                             }
                         }
@@ -904,7 +906,7 @@ proptest! {
         }
         let flying = pool.propose(in_flight, &HashSet::new(), &HashSet::new());
         prop_assert!(pool.len() <= limits.max_txs);
-        let flying_of = |seed: u8| flying.iter().filter(|t| t.body.from == address(seed)).count();
+        let flying_of = |seed: u8| flying.iter().filter(|t| t.body().from == address(seed)).count();
         let could_give = (1u8..=3).any(|s| pool.pending_count(&address(s)) - flying_of(s) >= 2);
         let full = pool.len() == limits.max_txs;
         let quiet = admit(&mut pool, transfer(4, 0, 1, 1), &ledger);

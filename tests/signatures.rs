@@ -110,7 +110,7 @@ fn signature_is_bound_to_the_chain_id() {
                 Err(TxFormatError::InvalidSignature),
                 "{other}"
             );
-            let foreign = TxBody::sign(tx.body.clone(), &keypair(seed), other);
+            let foreign = TxBody::sign(tx.body().clone(), &keypair(seed), other);
             assert_eq!(foreign.verify(other), Ok(()));
             assert_eq!(
                 foreign.verify(CHAIN_ID),
@@ -131,15 +131,15 @@ fn signature_is_bound_to_the_chain_id() {
 #[test]
 fn signature_is_bound_to_signer_and_purpose() {
     let tx = signed(1, 0, TxKind::Stake { amount: 5 });
-    let by_other = tx.body.clone().sign(&keypair(2), CHAIN_ID);
+    let by_other = tx.body().clone().sign(&keypair(2), CHAIN_ID);
     assert_eq!(
         by_other.verify(CHAIN_ID),
         Err(TxFormatError::InvalidSignature)
     );
-    let as_vote = Transaction {
-        signature: keypair(1).sign(domain::VOTE, CHAIN_ID, &encoding::encode(&tx.body)),
-        ..tx.clone()
-    };
+    let as_vote = Transaction::new(
+        tx.body().clone(),
+        keypair(1).sign(domain::VOTE, CHAIN_ID, &encoding::encode(tx.body())),
+    );
     assert_eq!(
         as_vote.verify(CHAIN_ID),
         Err(TxFormatError::InvalidSignature)
@@ -483,7 +483,9 @@ fn check_body_verifies_each_transaction_once() {
     );
     assert_eq!(crypto::signatures_checked() - before, 3);
     let mut forged = txs;
-    forged[0].signature.0[40] ^= 1;
+    let mut signature = *forged[0].signature();
+    signature.0[40] ^= 1;
+    forged[0] = Transaction::new(forged[0].body().clone(), signature);
     assert_eq!(
         proposal(1, forged).check_body(CHAIN_ID, 100, &verified),
         Err(BlockError::BadTx {
@@ -499,7 +501,9 @@ fn check_body_verifies_each_transaction_once() {
 fn check_body_rejects_bad_signature() {
     for bad in 0..5 {
         let mut txs = five_txs();
-        txs[bad].signature.0[40] ^= 1;
+        let mut signature = *txs[bad].signature();
+        signature.0[40] ^= 1;
+        txs[bad] = Transaction::new(txs[bad].body().clone(), signature);
         assert_eq!(
             proposal(1, txs.clone()).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
             Err(BlockError::BadTx {
@@ -507,7 +511,7 @@ fn check_body_rejects_bad_signature() {
                 error: TxFormatError::InvalidSignature
             })
         );
-        txs[4].signature = Signature([0; 64]);
+        txs[4] = Transaction::new(txs[4].body().clone(), Signature([0; 64]));
         assert_eq!(
             proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
             Err(BlockError::BadTx {
@@ -519,7 +523,7 @@ fn check_body_rejects_bad_signature() {
     // Valid signatures for another chain are bad signatures here.
     let foreign: Vec<Transaction> = five_txs()
         .into_iter()
-        .map(|tx| tx.body.sign(&keypair(1), "elsewhere"))
+        .map(|tx| tx.body().clone().sign(&keypair(1), "elsewhere"))
         .collect();
     assert!(matches!(
         proposal(1, foreign).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
@@ -641,7 +645,9 @@ proptest! {
         txs.dedup_by_key(|tx| tx.hash());
         prop_assert_eq!(proposal(1, txs.clone()).check_body(CHAIN_ID, 100, &VerifiedTxs::default()), Ok(()));
         let bad = pick.index(txs.len());
-        txs[bad].signature.0[byte] ^= mask;
+        let mut signature = *txs[bad].signature();
+        signature.0[byte] ^= mask;
+        txs[bad] = Transaction::new(txs[bad].body().clone(), signature);
         prop_assert_eq!(
             proposal(1, txs).check_body(CHAIN_ID, 100, &VerifiedTxs::default()),
             Err(BlockError::BadTx { index: bad, error: TxFormatError::InvalidSignature })

@@ -138,12 +138,12 @@ fn tx_prints_a_valid_signed_transaction() {
     let tx: Transaction = encoding::decode(&bytes).expect("canonical transaction");
     tx.verify(&genesis.chain_id).expect("valid signature");
     assert_eq!(
-        tx.body.from,
+        tx.body().from,
         genesis.account_named("alice").unwrap().address
     );
-    assert_eq!(tx.body.nonce, 7);
+    assert_eq!(tx.body().nonce, 7);
     assert_eq!(
-        tx.body.kind,
+        tx.body().kind,
         TxKind::Transfer {
             to: genesis.account_named("bob").unwrap().address,
             amount: 25 * 10u128.pow(17)

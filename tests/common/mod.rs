@@ -154,7 +154,7 @@ pub fn arb_tx_body() -> impl Strategy<Value = TxBody> {
 
 /// Any transaction, its signature random bytes.
 pub fn arb_transaction() -> impl Strategy<Value = Transaction> {
-    (arb_tx_body(), arb_signature()).prop_map(|(body, signature)| Transaction { body, signature })
+    (arb_tx_body(), arb_signature()).prop_map(|(body, signature)| Transaction::new(body, signature))
 }
 
 /// A transaction of any kind, properly signed for [`CHAIN_ID`] by one of a few test keys.

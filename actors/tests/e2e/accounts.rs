@@ -145,10 +145,14 @@ fn account_rules_end_to_end() {
 
     // One flipped bit in the signature.
     let next = alice_pays_bob(&net, "1", nonce + 1);
-    let mut tx: Transaction =
+    let tx: Transaction =
         encoding::decode(&hex::decode(&next).expect("hex")).expect("a transaction");
-    tx.signature.0[10] ^= 0x08;
-    let forged = hex::encode(encoding::encode(&tx));
+    let mut signature = *tx.signature();
+    signature.0[10] ^= 0x08;
+    let forged = hex::encode(encoding::encode(&Transaction::new(
+        tx.body().clone(),
+        signature,
+    )));
     assert_ne!(forged, next);
     for i in ALL {
         assert_eq!(
