@@ -522,17 +522,21 @@ mod tests {
     /// A block at `height` on top of `prev` holding one transfer, with an (unsigned) commit
     /// certificate for it.
     fn block(height: u64, prev: Hash) -> (Block, CommitCertificate) {
-        let key = Keypair::from_seed([height as u8; 32]);
-        let tx = TxBody {
+        block_of(height, prev, vec![transfer(height as u8, height)])
+    }
+
+    /// A signed transfer of 1 from the key of `seed`, at `nonce`.
+    fn transfer(seed: u8, nonce: u64) -> Transaction {
+        let key = Keypair::from_seed([seed; 32]);
+        TxBody {
             from: key.address(),
-            nonce: height,
+            nonce,
             kind: TxKind::Transfer {
                 to: Address([7; 32]),
                 amount: 1,
             },
         }
-        .sign(&key, "test");
-        block_of(height, prev, vec![tx])
+        .sign(&key, "test")
     }
 
     /// `n` linked blocks from genesis.
@@ -645,16 +649,7 @@ mod tests {
     fn a_transaction_included_again_keeps_the_record_where_it_applied() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
-        let key = Keypair::from_seed([3; 32]);
-        let tx = TxBody {
-            from: key.address(),
-            nonce: 0,
-            kind: TxKind::Transfer {
-                to: Address([7; 32]),
-                amount: 1,
-            },
-        }
-        .sign(&key, "test");
+        let tx = transfer(3, 0);
         let hash = tx.hash();
         let stale = TxError::BadNonce {
             expected: 1,
@@ -714,16 +709,7 @@ mod tests {
         use super::super::tx_index::MERGE_AT;
 
         let dir = tempfile::tempdir().unwrap();
-        let key = Keypair::from_seed([3; 32]);
-        let tx = TxBody {
-            from: key.address(),
-            nonce: 0,
-            kind: TxKind::Transfer {
-                to: Address([7; 32]),
-                amount: 1,
-            },
-        }
-        .sign(&key, "test");
+        let tx = transfer(3, 0);
         // `n` other transactions (applied), distinct from every other block's.
         let filler = |height: u64, n: usize| -> Vec<Transaction> {
             (0..n as u64)
