@@ -698,16 +698,18 @@ mod tests {
     }
 
     /// The index answers the same whether an entry waits in memory, in the recent table
-    /// read back on reopening, or was merged: a transfer failed at 1, applied at 3 and
-    /// replayed at 4, with blocks 2 and 4 big enough that each ends with a merge.
+    /// read back on reopening, or was merged: a transfer failed at 1, applied at 10 and
+    /// replayed at 19, with blocks of other transactions in between, enough that merges
+    /// happen from block 9 on. The store is reopened after every block.
     ///
-    /// Mutations caught: a merge writing only the last block's entries (block 1's filler is
-    /// then not found); opening without reading the recent entries back (block 3's record
-    /// is then not found after the reopen).
+    /// Mutations caught: a merge writing only the last block's entries (earlier blocks'
+    /// transactions are then not found); opening without reading the recent entries back
+    /// (the transfer's record is then not found after block 1).
     #[test]
     fn the_index_reads_the_same_before_and_after_a_merge_and_a_reopen() {
         use super::super::tx_index::MERGE_AT;
 
+        const FILLER: usize = 16_384;
         let dir = tempfile::tempdir().unwrap();
         let tx = transfer(3, 0);
         // `n` other transactions (applied), distinct from every other block's.
@@ -731,36 +733,28 @@ mod tests {
             expected: 1,
             got: 0,
         };
-        // (the transfer's outcome if included, other transactions)
-        let blocks = [
-            (Some(Err(short.clone())), filler(1, 10)),
-            (None, filler(2, MERGE_AT)),
-            (Some(Ok(())), filler(3, 10)),
-            (Some(Err(stale)), filler(4, MERGE_AT)),
-        ];
-        let failed = TxRecord {
-            height: 1,
-            position: 0,
-            result: Err(short),
-        };
-        let applied = TxRecord {
-            height: 3,
-            position: 0,
-            result: Ok(()),
-        };
-        let expected = [failed.clone(), failed, applied.clone(), applied];
+        let between = (MERGE_AT / FILLER) as u64;
+        let applied_at = between + 2;
+        let last = 2 * between + 3;
         let mut prev = genesis();
-        for (i, ((outcome, others), want)) in blocks.into_iter().zip(expected).enumerate() {
-            let height = i as u64 + 1;
+        let mut others: Vec<(u64, Vec<Transaction>)> = Vec::new();
+        for height in 1..=last {
+            let outcome = match height {
+                1 => Some(Err(short.clone())),
+                h if h == applied_at => Some(Ok(())),
+                h if h == last => Some(Err(stale.clone())),
+                _ => None,
+            };
             let mut txs = Vec::new();
             let mut results = Vec::new();
             if let Some(outcome) = outcome {
                 txs.push(tx.clone());
                 results.push(outcome);
             }
-            let last = others.last().cloned().expect("fillers");
-            results.extend(others.iter().map(|_| Ok(())));
-            txs.extend(others);
+            let mine = filler(height, if txs.is_empty() { FILLER } else { 10 });
+            results.extend(mine.iter().map(|_| Ok(())));
+            txs.extend(mine.iter().cloned());
+            others.push((height, mine));
             let (block, certificate) = block_of(height, prev, txs);
             prev = block.hash();
             let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
@@ -776,16 +770,32 @@ mod tests {
                 .unwrap();
             drop(store);
             let store = ChainStore::open(dir.path(), genesis()).unwrap();
+            let want = if height < applied_at {
+                TxRecord {
+                    height: 1,
+                    position: 0,
+                    result: Err(short.clone()),
+                }
+            } else {
+                TxRecord {
+                    height: applied_at,
+                    position: 0,
+                    result: Ok(()),
+                }
+            };
             assert_eq!(
                 store.tx(&tx.hash()).unwrap(),
                 Some(want),
                 "after block {height}"
             );
-            for (at, filler) in [(1, filler(1, 10)[9].clone()), (height, last)] {
+        }
+        let store = ChainStore::open(dir.path(), genesis()).unwrap();
+        for (height, txs) in &others {
+            for other in txs {
                 assert_eq!(
-                    store.tx(&filler.hash()).unwrap().map(|r| r.height),
-                    Some(at),
-                    "block {at}'s last transaction, after block {height}"
+                    store.tx(&other.hash()).unwrap().map(|r| r.height),
+                    Some(*height),
+                    "a transaction of block {height}"
                 );
             }
         }
