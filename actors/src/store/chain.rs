@@ -525,6 +525,15 @@ mod tests {
         block_of(height, prev, vec![transfer(height as u8, height)])
     }
 
+    /// The index record of the first transaction of block `height`.
+    fn first_in(height: u64, result: Result<(), TxError>) -> TxRecord {
+        TxRecord {
+            height,
+            position: 0,
+            result,
+        }
+    }
+
     /// A signed transfer of 1 from the key of `seed`, at `nonce`.
     fn transfer(seed: u8, nonce: u64) -> Transaction {
         let key = Keypair::from_seed([seed; 32]);
@@ -677,17 +686,9 @@ mod tests {
                 })
                 .unwrap();
             let expected = if height == 1 {
-                TxRecord {
-                    height: 1,
-                    position: 0,
-                    result: Err(short.clone()),
-                }
+                first_in(1, Err(short.clone()))
             } else {
-                TxRecord {
-                    height: 2,
-                    position: 0,
-                    result: Ok(()),
-                }
+                first_in(2, Ok(()))
             };
             assert_eq!(
                 store.tx(&hash).unwrap(),
@@ -771,17 +772,9 @@ mod tests {
             drop(store);
             let store = ChainStore::open(dir.path(), genesis()).unwrap();
             let want = if height < applied_at {
-                TxRecord {
-                    height: 1,
-                    position: 0,
-                    result: Err(short.clone()),
-                }
+                first_in(1, Err(short.clone()))
             } else {
-                TxRecord {
-                    height: applied_at,
-                    position: 0,
-                    result: Ok(()),
-                }
+                first_in(applied_at, Ok(()))
             };
             assert_eq!(
                 store.tx(&tx.hash()).unwrap(),
