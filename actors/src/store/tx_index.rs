@@ -3,12 +3,12 @@
 //!
 //! Transaction hashes are random, so inserting a block's entries one by one into the
 //! hash-keyed table rewrites one page of it per transaction (4 KiB written for a 50-byte
-//! entry). Instead, each block's entries are stored under its height in [`RECENT_TXS`]
-//! (sequential keys: a few pages per block) and kept in memory, in [`PARTS`] parts by the
-//! first bits of their hash. Once [`MERGE_AT`] have gathered, the largest part goes into
-//! [`TXS`] in hash order, in the same database transaction that stores the block: its
-//! entries all land in one part of the table, so many share each page written, and the
-//! pause is a part of merging everything. Lookups find the waiting entries in
+//! entry). Instead, each block's entries are kept in memory in [`PARTS`] parts by the
+//! first bits of their hash, and stored in [`RECENT_TXS`] under (part, height): a row per
+//! part, each at the end of its part's rows, so a block writes a page or so per part.
+//! Once [`MERGE_AT`] have gathered, the largest part goes into [`TXS`] in hash order, in
+//! the same database transaction that stores the block: its entries all land in one
+//! part of the table, so many share each page written, and the pause is that part's. Lookups find the waiting entries in
 //! memory. On opening, the entries in [`RECENT_TXS`] are read back, so a crash loses none.
 
 use std::collections::HashMap;
