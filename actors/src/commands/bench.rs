@@ -548,8 +548,6 @@ fn measure(plan: &Plan, target: &Target, mut nodes: Option<&mut Nodes>) -> Resul
         let (stop, committed, address) = (stop.clone(), committed.clone(), target.admin[0]);
         thread::spawn(move || watch(address, &stop, &committed))
     };
-    let client_cpu = process_cpu_seconds("/proc/self/stat");
-    let cpu_before = nodes.as_ref().map(|n| n.cpu_seconds());
     let t0 = Instant::now() + Duration::from_millis(100);
     let window_start = t0 + Duration::from_secs(plan.warmup);
     let window_end = window_start + Duration::from_secs(plan.duration);
@@ -592,6 +590,10 @@ fn measure(plan: &Plan, target: &Target, mut nodes: Option<&mut Nodes>) -> Resul
             nodes.admin.len() - 1
         );
     }
+    // CPU is counted over the measured window, as the transfers it is divided by are.
+    thread::sleep(window_start.saturating_duration_since(Instant::now()));
+    let client_cpu = process_cpu_seconds("/proc/self/stat");
+    let cpu_before = nodes.as_ref().map(|n| n.cpu_seconds());
     let mut refusals: BTreeMap<String, usize> = BTreeMap::new();
     for sender in senders {
         for (code, count) in sender
@@ -664,7 +666,8 @@ fn measure(plan: &Plan, target: &Target, mut nodes: Option<&mut Nodes>) -> Resul
         .flatten()
         .zip(cpu_after.iter().flatten())
         .map(|(b, a)| {
-            if a < b {
+            // A killed node's CPU can no longer be read (both read as nothing).
+            if a <= b {
                 "killed".to_string()
             } else {
                 format!("{:.2}", (a - b) / (done.max(1) as f64 / 1000.0))
