@@ -466,7 +466,7 @@ async fn execute(
             let account = view.account.ok_or_else(|| unknown_account(&address))?;
             Ok(protocol::balance_json(&address, &account))
         }
-        // Pipelined by the connection's reader (`read_all`), so not met here in practice.
+        // `serve` pipelines every `SUBMIT` itself, so none reaches here in practice.
         Command::Submit { tx } => submit(backend, tx)
             .await
             .map(|hash| protocol::tx_admitted_json(&hash)),

@@ -525,6 +525,18 @@ mod tests {
         block_of(height, prev, vec![transfer(height as u8, height)])
     }
 
+    /// A transfer's failure before its sender had the funds.
+    const SHORT: TxError = TxError::InsufficientFunds {
+        available: 0,
+        needed: 1,
+    };
+
+    /// A replay's failure on its used nonce.
+    const STALE: TxError = TxError::BadNonce {
+        expected: 1,
+        got: 0,
+    };
+
     /// The index record of the first transaction of block `height`.
     fn first_in(height: u64, result: Result<(), TxError>) -> TxRecord {
         TxRecord {
@@ -660,16 +672,8 @@ mod tests {
         let mut store = ChainStore::open(dir.path(), genesis()).unwrap();
         let tx = transfer(3, 0);
         let hash = tx.hash();
-        let stale = TxError::BadNonce {
-            expected: 1,
-            got: 0,
-        };
-        let short = TxError::InsufficientFunds {
-            available: 0,
-            needed: 1,
-        };
         // Failed at 1 (no funds yet), applied at 2, included again at 3 and 4 (a replay).
-        let outcomes = [Err(short.clone()), Ok(()), Err(stale.clone()), Err(stale)];
+        let outcomes = [Err(SHORT), Ok(()), Err(STALE), Err(STALE)];
         let mut prev = genesis();
         for (i, result) in outcomes.into_iter().enumerate() {
             let height = i as u64 + 1;
@@ -686,7 +690,7 @@ mod tests {
                 })
                 .unwrap();
             let expected = if height == 1 {
-                first_in(1, Err(short.clone()))
+                first_in(1, Err(SHORT))
             } else {
                 first_in(2, Ok(()))
             };
@@ -726,14 +730,6 @@ mod tests {
                 })
                 .collect()
         };
-        let short = TxError::InsufficientFunds {
-            available: 0,
-            needed: 1,
-        };
-        let stale = TxError::BadNonce {
-            expected: 1,
-            got: 0,
-        };
         let between = (MERGE_AT / FILLER) as u64;
         let applied_at = between + 2;
         let last = 2 * between + 3;
@@ -741,9 +737,9 @@ mod tests {
         let mut others: Vec<(u64, Vec<Transaction>)> = Vec::new();
         for height in 1..=last {
             let outcome = match height {
-                1 => Some(Err(short.clone())),
+                1 => Some(Err(SHORT)),
                 h if h == applied_at => Some(Ok(())),
-                h if h == last => Some(Err(stale.clone())),
+                h if h == last => Some(Err(STALE)),
                 _ => None,
             };
             let mut txs = Vec::new();
@@ -772,7 +768,7 @@ mod tests {
             drop(store);
             let store = ChainStore::open(dir.path(), genesis()).unwrap();
             let want = if height < applied_at {
-                first_in(1, Err(short.clone()))
+                first_in(1, Err(SHORT))
             } else {
                 first_in(applied_at, Ok(()))
             };
