@@ -61,4 +61,4 @@ pub use message::{
     CheckpointCertificate, CheckpointTarget, Message, NewView, PreparedCertificate, ViewChange,
 };
 pub use pbft::view_change;
-pub use pbft::{Config, Mode, Pbft, MAX_CLOCK_AHEAD_MS, SYNC_BUFFER};
+pub use pbft::{Config, Mode, Pbft, MAX_CLOCK_AHEAD_MS, MIN_BLOCK_GAP_MS, SYNC_BUFFER};

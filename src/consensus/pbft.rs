@@ -27,7 +27,7 @@ use super::leader::LeaderSchedule;
 use super::message::{CheckpointCertificate, CheckpointTarget, Message, NewView, ViewChange};
 use super::votes::Tally;
 
-pub use normal::MAX_CLOCK_AHEAD_MS;
+pub use normal::{MAX_CLOCK_AHEAD_MS, MIN_BLOCK_GAP_MS};
 pub use sync::SYNC_BUFFER;
 
 /// Longest a view timer doubles to: 2^6 times the base timeout.

@@ -196,6 +196,9 @@ impl Mempool {
                     }
                 }
             }
+            // The batch's client transactions go to the peers at once, together: the
+            // batch already gathered them, and waiting would only add to their latency.
+            mempool.gossip();
             mempool.hint(ctx);
             mempool.check_next(ctx);
         }));
