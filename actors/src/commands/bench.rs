@@ -670,7 +670,7 @@ fn measure(plan: &Plan, target: &Target, mut nodes: Option<&mut Nodes>) -> Resul
             if a <= b {
                 "killed".to_string()
             } else {
-                format!("{:.2}", (a - b) / (done.max(1) as f64 / 1000.0))
+                format!("{:.3}", (a - b) / (done.max(1) as f64 / 1000.0))
             }
         })
         .collect();
