@@ -6,7 +6,7 @@
 //! peers ─► PeerConnection ─┼──┴─────────────► ConsensusEngine ◄┘ (consensus, blocks)
 //!                          │                    │ votes: fsync, then send
 //!                          │                    ▼ committed blocks, in order
-//!                          └── committed ── StateActor ──► BlockStore (own thread, fsync per block)
+//!                          └── committed ── StateActor ──► BlockStore (fsync per block)
 //! ```
 
 pub mod admission;
@@ -236,17 +236,12 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             mempool_ctx.address(),
             network_ctx.address(),
         );
-        // The block store has a thread of its own: its fsync per block would otherwise
-        // stall consensus, admission and the network, which share the node's main thread.
-        let store_committed = mempool.clone().recipient();
-        let store_metrics = metrics.clone();
-        let store = BlockStore::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| {
-            BlockStore {
-                chain,
-                committed: store_committed,
-                metrics: store_metrics,
-            }
-        });
+        let store = BlockStore {
+            chain,
+            committed: mempool.clone().recipient(),
+            metrics: metrics.clone(),
+        }
+        .start();
         if let Some(listener) = metrics_listener {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => {
