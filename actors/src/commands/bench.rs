@@ -175,8 +175,10 @@ fn run_one(plan: &Plan) -> Result<Outcome> {
         }
     };
     let names: Vec<String> = (0..plan.accounts).map(|i| format!("bench{i}")).collect();
+    stop_nodes_on_signal()?;
     super::testnet::run(plan.validators, &dir, plan.base_port, &names)?;
-    let mut nodes = Nodes::start(&dir, plan.validators)?;
+    let temp = plan.keep.is_none().then(|| dir.clone());
+    let mut nodes = Nodes::start(&dir, plan.validators, temp)?;
     let result = local_target(&dir, &names, &nodes.admin)
         .and_then(|target| measure(plan, &target, Some(&mut nodes)));
     nodes.stop();
@@ -281,6 +283,67 @@ fn fund(plan: &Plan) -> Result<Target> {
     })
 }
 
+/// The nodes a bench has running and the temporary directory they run from: what stopping
+/// the bench by a signal must not leave behind.
+struct Running {
+    pids: Vec<u32>,
+    temp: Option<PathBuf>,
+}
+
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    pids: Vec::new(),
+    temp: None,
+});
+
+/// On SIGTERM or SIGINT, stops the running nodes, removes their temporary directory and
+/// exits: the nodes are processes of their own, and would otherwise keep running (holding
+/// the ports of the next run). The handlers are in place when this returns.
+fn stop_nodes_on_signal() -> Result<()> {
+    static WATCHING: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if WATCHING.get().is_some() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal handler")?;
+    let (mut term, mut interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in_runtime = runtime.enter();
+        (
+            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        )
+    };
+    let _ = WATCHING.set(());
+    thread::spawn(move || {
+        let code = runtime.block_on(async {
+            tokio::select! {
+                _ = term.recv() => 143,
+                _ = interrupt.recv() => 130,
+            }
+        });
+        let running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        let pids: Vec<_> = running
+            .pids
+            .iter()
+            .filter_map(|&p| rustix::process::Pid::from_raw(p as i32))
+            .collect();
+        for &pid in &pids {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        for &pid in &pids {
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+        }
+        if let Some(dir) = &running.temp {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        eprintln!("bench: stopped by a signal; its nodes are stopped too");
+        std::process::exit(code);
+    });
+    Ok(())
+}
+
 /// The network's node processes.
 struct Nodes {
     children: Vec<Child>,
@@ -288,7 +351,9 @@ struct Nodes {
 }
 
 impl Nodes {
-    fn start(dir: &Path, validators: u16) -> Result<Nodes> {
+    /// Starts the nodes of the network in `dir`; `temp`, if the directory goes with them.
+    fn start(dir: &Path, validators: u16, temp: Option<PathBuf>) -> Result<Nodes> {
+        RUNNING.lock().unwrap_or_else(PoisonError::into_inner).temp = temp;
         let exe = std::env::current_exe().context("cannot find the almagill binary")?;
         let mut nodes = Nodes {
             children: Vec::new(),
@@ -313,6 +378,11 @@ impl Nodes {
                 .stderr(log)
                 .spawn()
                 .with_context(|| format!("cannot start node{i}"))?;
+            RUNNING
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pids
+                .push(child.id());
             nodes.children.push(child);
         }
         Ok(nodes)
@@ -328,6 +398,9 @@ impl Nodes {
         for child in &mut self.children {
             let _ = child.wait();
         }
+        let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        running.pids.clear();
+        running.temp = None;
     }
 
     /// SIGKILLs the last node.

@@ -1,7 +1,13 @@
 //! `almagill bench` end to end: a short run on ports the test reserves reports committed
 //! transfers and their latency, and committed throughput stays above the CI floor.
 
-use crate::harness::{almagill, Net, Ports};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{almagill, wait_for, Net, Ports, BIN};
+use crate::localnet::{children_of, node_alive, Localnet};
 
 /// Runs `almagill bench` with `args` on ports this test reserves; returns its output and
 /// the committed transfers per second it reports.
@@ -126,4 +132,81 @@ fn committed_throughput_stays_above_the_floor() {
         ratio >= FLOOR_RATIO,
         "committed {committed:.0} tx/s is below {FLOOR_RATIO} x {calibration:.0}:\n{out}"
     );
+}
+
+/// A bench stopped by SIGTERM (as `timeout` or a process manager stops it) stops the nodes
+/// it started and removes their temporary directory, instead of leaving them running on
+/// the ports of the next run.
+///
+/// Mutation caught: `stop_nodes_on_signal` not called — the bench dies at once and its
+/// four nodes keep running (the wait for them to be gone fails; they are killed then).
+#[test]
+fn a_bench_stopped_by_sigterm_leaves_no_node_running() {
+    let ports = Ports::reserve(4);
+    let base = ports.base.to_string();
+    let child = Command::new(BIN)
+        .args([
+            "bench",
+            "--base-port",
+            &base,
+            "--rate",
+            "50",
+            "--warmup",
+            "1",
+        ])
+        .args(["--duration", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("almagill bench starts");
+    let pid = child.id();
+    let dir = std::env::temp_dir().join(format!("almagill-bench-{pid}"));
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let mut bench = Localnet {
+        child,
+        nodes: Vec::new(),
+        dir: dir.clone(),
+    };
+    // The bench says what it offers once its network commits and its transfers are signed.
+    let stdout = bench.child.stdout.take().expect("piped stdout");
+    let offering = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("bench: 4 nodes"));
+    assert!(offering, "the bench ended before offering its load");
+    bench.nodes = children_of(pid)
+        .into_iter()
+        .filter(|&p| node_alive(p, &dir))
+        .collect();
+    assert_eq!(bench.nodes.len(), 4, "the bench runs four nodes");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&bench.child),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM sent");
+    let status = bench.child.wait().expect("the bench exits");
+    let nodes = bench.nodes.clone();
+    wait_for(
+        Duration::from_secs(10),
+        "the bench's nodes to be gone",
+        || nodes.iter().all(|&p| !node_alive(p, &dir)),
+        || format!("still running: {nodes:?}"),
+    );
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "the bench exits as stopped by SIGTERM"
+    );
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+    drop(ports);
+}
+
+/// Removes a directory on drop, so a failed test leaves no temporary directory behind.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -69,7 +69,7 @@ fn copy_config(from: &Path, to: &Path, base: u16) {
 }
 
 /// The pids of `parent`'s children (from `/proc`).
-fn children_of(parent: u32) -> Vec<u32> {
+pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -88,7 +88,7 @@ fn children_of(parent: u32) -> Vec<u32> {
 
 /// Whether `pid` is a live `almagill run` of the network in `dir` (a reaped pid, a zombie
 /// or a reused pid is not).
-fn node_alive(pid: u32, dir: &Path) -> bool {
+pub fn node_alive(pid: u32, dir: &Path) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
@@ -97,10 +97,10 @@ fn node_alive(pid: u32, dir: &Path) -> bool {
 }
 
 /// The localnet process and the nodes it started: whatever is left is SIGKILLed on drop.
-struct Localnet {
-    child: Child,
-    nodes: Vec<u32>,
-    dir: PathBuf,
+pub struct Localnet {
+    pub child: Child,
+    pub nodes: Vec<u32>,
+    pub dir: PathBuf,
 }
 
 impl Drop for Localnet {
