@@ -408,6 +408,13 @@ impl Nodes {
         if let Some(child) = self.children.last_mut() {
             let _ = child.kill();
             let _ = child.wait();
+            // Reaped: its pid may be another process's from now on.
+            let pid = child.id();
+            RUNNING
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pids
+                .retain(|&p| p != pid);
         }
     }
 
