@@ -8,8 +8,9 @@
 //! part, each at the end of its part's rows, so a block writes a page or so per part.
 //! Once [`MERGE_AT`] have gathered, the largest part goes into [`TXS`] in hash order, in
 //! the same database transaction that stores the block: its entries all land in one
-//! part of the table, so many share each page written, and the pause is that part's. Lookups find the waiting entries in
-//! memory. On opening, the entries in [`RECENT_TXS`] are read back, so a crash loses none.
+//! part of the table, so many share each page written, and the pause is that part's.
+//! Lookups find the waiting entries in memory. On opening, the entries in [`RECENT_TXS`]
+//! are read back, so a crash loses none.
 
 use std::collections::HashMap;
 

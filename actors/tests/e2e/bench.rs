@@ -153,8 +153,9 @@ fn a_bench_stopped_by_sigterm_leaves_no_node_running() {
             "50",
             "--warmup",
             "1",
+            "--duration",
+            "600",
         ])
-        .args(["--duration", "600"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
