@@ -1,12 +1,12 @@
 //! The committed chain on disk, in an embedded database (`chain.redb`): blocks with their
-//! commit certificates, the transaction index, the state root after every height, and
-//! ledger snapshots.
+//! commit certificates, the state root after every height, and ledger snapshots; and the
+//! transaction index, in a database of its own (`index.redb`, see `tx_index.rs`).
 //!
 //! Each executed block is one database transaction (block, the outcome of each of its
 //! transactions, its state root and, now and then, a snapshot), committed with an fsync:
 //! when [`ChainStore::append`] returns, all of it is durable, and a crash leaves either all
-//! of it or none. Nothing here is kept in memory but the tip and the database's page cache,
-//! which is bounded ([`CACHE_BYTES`]).
+//! of it or none. Nothing here is kept in memory but the tip, the database's page cache,
+//! which is bounded ([`CACHE_BYTES`]), and the index's entries not yet merged.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use almagill::ledger::{RootParts, SnapshotChunk, SnapshotHead, TxError};
 use bincode::{Decode, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::tx_index::{Recent, RECENT_TXS, TXS};
+use super::tx_index::{TxIndex, RECENT_TXS};
 use super::StoreError;
 
 /// The database's file name inside the data directory.
@@ -97,8 +97,8 @@ pub struct ChainStore {
     pub(super) db: Database,
     pub(super) path: PathBuf,
     tip: Tip,
-    /// The transaction index's entries not yet merged (see `tx_index.rs`).
-    pub(super) recent: Recent,
+    /// The transaction index (see `tx_index.rs`).
+    pub(super) index: TxIndex,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -117,30 +117,7 @@ impl ChainStore {
     /// error, never used.
     pub fn open(dir: &Path, genesis: Hash) -> Result<ChainStore, StoreError> {
         let path = dir.join(CHAIN_FILE);
-        // The database may panic rather than fail on some damaged files (a table's
-        // definition cut short): that too is a damaged file, reported as such.
-        let opened = std::panic::catch_unwind(|| {
-            let mut db = Database::builder()
-                .set_cache_size(CACHE_BYTES)
-                .create(&path)?;
-            let intact = db.check_integrity()?;
-            Ok::<_, redb::Error>((db, intact))
-        });
-        let Ok(opened) = opened else {
-            return Err(StoreError::corrupt(
-                &path,
-                0,
-                "the database could not be read",
-            ));
-        };
-        let (db, intact) = opened.db(&path)?;
-        if !intact {
-            return Err(StoreError::corrupt(
-                &path,
-                0,
-                "the database's checksums do not match",
-            ));
-        }
+        let db = open_database(&path, CACHE_BYTES)?;
         let txn = db.begin_write().db(&path)?;
         {
             let mut meta = txn.open_table(META).db(&path)?;
@@ -172,7 +149,6 @@ impl ChainStore {
                 }
             }
             txn.open_table(BLOCKS).db(&path)?;
-            txn.open_table(TXS).db(&path)?;
             txn.open_table(RECENT_TXS).db(&path)?;
             txn.open_table(ROOTS).db(&path)?;
             txn.open_table(SNAPSHOTS).db(&path)?;
@@ -180,11 +156,7 @@ impl ChainStore {
             txn.open_table(EPOCH_PARTS).db(&path)?;
         }
         txn.commit().db(&path)?;
-        let recent = {
-            let txn = db.begin_read().db(&path)?;
-            Recent::load(&txn.open_table(RECENT_TXS).db(&path)?)
-                .map_err(|(height, reason)| StoreError::corrupt(&path, height, reason))?
-        };
+        let index = TxIndex::open(dir, genesis, &db, &path)?;
         let mut store = ChainStore {
             db,
             path,
@@ -192,7 +164,7 @@ impl ChainStore {
                 height: 0,
                 hash: genesis,
             },
-            recent,
+            index,
         };
         let last = {
             let txn = store.db.begin_read().db(&store.path)?;
@@ -242,6 +214,7 @@ impl ChainStore {
                 block.txs.len()
             )));
         }
+        self.index.collect()?;
         let mut entries = Vec::with_capacity(block.txs.len());
         for (position, (tx, result)) in block.txs.iter().zip(commit.results).enumerate() {
             let hash = tx.hash();
@@ -260,18 +233,15 @@ impl ChainStore {
             entries.push((hash, record));
         }
         let txn = self.db.begin_write().db(&self.path)?;
-        let merged;
         {
             let stored = encoding::encode(&(block, commit.certificate));
             txn.open_table(BLOCKS)
                 .db(&self.path)?
                 .insert(height, stored.as_slice())
                 .db(&self.path)?;
-            let mut txs = txn.open_table(TXS).db(&self.path)?;
             let mut recent = txn.open_table(RECENT_TXS).db(&self.path)?;
-            merged = self
-                .recent
-                .write(height, &entries, &mut txs, &mut recent)
+            self.index
+                .write(height, &entries, &mut recent)
                 .db(&self.path)?;
             txn.open_table(ROOTS)
                 .db(&self.path)?
@@ -295,7 +265,7 @@ impl ChainStore {
             }
         }
         txn.commit().db(&self.path)?;
-        self.recent.written(entries, merged);
+        self.index.written(height, entries);
         self.tip = Tip {
             height,
             hash: block.hash(),
@@ -378,17 +348,7 @@ impl ChainStore {
 
     /// Where transaction `hash` was committed, if it was.
     pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>, StoreError> {
-        if let Some(record) = self.recent.get(hash) {
-            return Ok(Some(record.clone()));
-        }
-        let txn = self.db.begin_read().db(&self.path)?;
-        let txs = txn.open_table(TXS).db(&self.path)?;
-        let Some(value) = txs.get(hash.0.as_slice()).db(&self.path)? else {
-            return Ok(None);
-        };
-        encoding::decode(value.value())
-            .map(Some)
-            .map_err(|e| StoreError::corrupt(&self.path, 0, format!("transaction {hash}: {e}")))
+        self.index.get(hash)
     }
 
     /// The newest stored snapshot, if any: its head and chunks (not yet checked: see
@@ -442,6 +402,36 @@ impl ChainStore {
         }
         Ok(stored)
     }
+}
+
+/// Opens (creating if absent) the database at `path` with a page cache of `cache_bytes`,
+/// and checks its pages: a damaged file is an error, never used.
+pub(super) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    // The database may panic rather than fail on some damaged files (a table's
+    // definition cut short): that too is a damaged file, reported as such.
+    let opened = std::panic::catch_unwind(|| {
+        let mut db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        let intact = db.check_integrity()?;
+        Ok::<_, redb::Error>((db, intact))
+    });
+    let Ok(opened) = opened else {
+        return Err(StoreError::corrupt(
+            path,
+            0,
+            "the database could not be read",
+        ));
+    };
+    let (db, intact) = opened.db(path)?;
+    if !intact {
+        return Err(StoreError::corrupt(
+            path,
+            0,
+            "the database's checksums do not match",
+        ));
+    }
+    Ok(db)
 }
 
 /// Why `certificate` is not a commit of `block` at `height`, if it is not.
@@ -707,9 +697,9 @@ mod tests {
     /// replayed at 19, with blocks of other transactions in between, enough that merges
     /// happen from block 9 on. The store is reopened after every block.
     ///
-    /// Mutations caught: a merge writing only the last block's entries (earlier blocks'
-    /// transactions are then not found); opening without reading the recent entries back
-    /// (the transfer's record is then not found after block 1).
+    /// Mutation caught: opening without reading the recent entries back (the transfer's
+    /// record is then not found after block 1). The merge itself is checked in
+    /// `tx_index.rs`.
     #[test]
     fn the_index_reads_the_same_before_and_after_a_merge_and_a_reopen() {
         use super::super::tx_index::MERGE_AT;

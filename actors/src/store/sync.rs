@@ -17,7 +17,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use super::chain::{
     put_snapshot, snapshot_heights, Db, BLOCKS, CHECKPOINTS, EPOCH_PARTS, ROOTS, SNAPSHOTS,
 };
-use super::tx_index::{RECENT_TXS, TXS};
+use super::tx_index::RECENT_TXS;
 use super::{ChainStore, StoreError};
 
 impl ChainStore {
@@ -116,16 +116,13 @@ impl ChainStore {
         proofs: &[EpochProof],
     ) -> Result<(), StoreError> {
         let height = offer.head.height;
+        self.index.clear()?;
         let txn = self.db.begin_write().db(&self.path)?;
         {
             let mut blocks = txn.open_table(BLOCKS).db(&self.path)?;
             blocks.retain(|_, _| false).db(&self.path)?;
             let stored = encoding::encode(&(&offer.block, &offer.commit));
             blocks.insert(height, stored.as_slice()).db(&self.path)?;
-            txn.open_table(TXS)
-                .db(&self.path)?
-                .retain(|_, _| false)
-                .db(&self.path)?;
             txn.open_table(RECENT_TXS)
                 .db(&self.path)?
                 .retain(|_, _| false)
@@ -162,7 +159,6 @@ impl ChainStore {
             }
         }
         txn.commit().db(&self.path)?;
-        self.recent.clear();
         self.set_tip(height, offer.block.hash());
         Ok(())
     }

@@ -1,36 +1,61 @@
-//! The transaction index (hash → where it was committed and what it did), written in
-//! sorted batches.
+//! The transaction index (hash → where it was committed and what it did): a database file
+//! of its own, `index.redb`, written in sorted batches by a thread of its own.
 //!
 //! Transaction hashes are random, so inserting a block's entries one by one into the
 //! hash-keyed table rewrites one page of it per transaction (4 KiB written for a 50-byte
 //! entry). Instead, each block's entries are kept in memory in [`PARTS`] parts by the
-//! first bits of their hash, and stored in [`RECENT_TXS`] under (part, height): a row per
-//! part, each at the end of its part's rows, so a block writes a page or so per part.
-//! Once [`MERGE_AT`] have gathered, the largest part goes into [`TXS`] in hash order, in
-//! the same database transaction that stores the block: its entries all land in one
-//! part of the table, so many share each page written, and the pause is that part's.
-//! Lookups find the waiting entries in memory. On opening, the entries in [`RECENT_TXS`]
-//! are read back, so a crash loses none.
+//! first bits of their hash, and stored with the block in the chain's [`RECENT_TXS`] under
+//! (part, height): a row per part, each at the end of its part's rows, so a block writes a
+//! page or so per part. Once [`MERGE_AT`] have gathered, the largest part is handed to the
+//! merge thread, which writes it into `index.redb` in hash order: its entries all land in
+//! one part of the table, so many share each page written. The merge runs beside the node,
+//! not in the block's transaction: a merge of a large index takes up to a quarter of a
+//! second, which held up every actor on the node's thread when it ran there. Once it is
+//! durable, the part's rows up to its last height go in the next block's transaction.
+//!
+//! Lookups read the waiting entries in memory, then the part being merged, then the file.
+//! On opening, the entries in [`RECENT_TXS`] are read back, so a crash loses none: a part
+//! whose merge was durable but whose rows were not yet dropped is merged again, to the
+//! same records.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use almagill::crypto::Hash;
 use almagill::encoding;
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+};
 
-use super::chain::TxRecord;
+use super::chain::{open_database, Db, TxRecord};
+use super::StoreError;
 
-/// Transaction hash → encoded [`TxRecord`]: the merged index.
+/// The index's file name inside the data directory.
+pub const INDEX_FILE: &str = "index.redb";
+
+/// The most the index's page cache holds in memory: a merge reads and writes one part of
+/// the table, so it need not hold the whole of it.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Transaction hash → encoded [`TxRecord`]: the merged index, in `index.redb`. Earlier
+/// versions kept it in `chain.redb` under the same name; it is moved on opening.
 pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 
+/// "genesis" → the genesis hash of the chain the index is of.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
 /// (part, height) → encoded index entries (hash and [`TxRecord`]) of that block in that
-/// part, for the entries not yet merged into [`TXS`].
+/// part, for the entries not yet merged: in `chain.redb`, written with the block.
 pub(super) const RECENT_TXS: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("recent_txs");
 
 /// How many entries wait before the largest part is merged: a merge writes about one page
 /// per page of its part, so pages per entry are about the index's size in pages over this
 /// number (at 16,384, a 60-second run at 12,000 tx/s slowed down as the index grew: p99
-/// 2.2 s instead of 0.4 s). They cost memory, about 100 bytes each (13 MB).
+/// 2.2 s instead of 0.4 s). They cost memory, about 100 bytes each (13 MB). While a merge
+/// runs, up to as many again may gather; past that, a block waits for the merge.
 pub const MERGE_AT: usize = 131_072;
 
 /// Parts the waiting entries are kept in, by the top bits of their hash: a merge takes
@@ -39,107 +64,502 @@ pub const MERGE_AT: usize = 131_072;
 /// (with 64, p50 at 6,900 tx/s was 62 ms instead of 38).
 const PARTS: usize = 16;
 
+/// Entries moved per transaction when an index kept in `chain.redb` is moved out.
+const MOVE_BATCH: usize = 65_536;
+
 /// One index entry.
 pub(super) type Entry = (Hash, TxRecord);
+
+/// Entries by hash (a later block's entry replaces an earlier one's, as in the table).
+type Entries = HashMap<Hash, TxRecord>;
 
 fn part_of(hash: &Hash) -> usize {
     usize::from(hash.0[0]) * PARTS / 256
 }
 
-/// The entries not yet merged into [`TXS`], by part then hash (a later block's entry
-/// replaces an earlier one's, as it would in the table).
+/// A part handed to the merge thread, kept readable until its merge is durable.
 #[derive(Debug)]
-pub(super) struct Recent {
-    parts: Vec<HashMap<Hash, TxRecord>>,
+struct Merging {
+    part: usize,
+    /// The last height whose entries in this part it holds.
+    up_to: u64,
+    entries: Arc<Entries>,
 }
 
-impl Default for Recent {
-    fn default() -> Self {
-        Recent {
-            parts: vec![HashMap::new(); PARTS],
-        }
-    }
+/// The merge thread and the channels to it.
+#[derive(Debug)]
+struct Merger {
+    jobs: Option<Sender<Arc<Entries>>>,
+    done: Receiver<Result<(), redb::Error>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-impl Recent {
-    /// Reads back the entries of [`RECENT_TXS`], in height order within each part.
-    pub(super) fn load(
-        table: &impl ReadableTable<(u8, u64), &'static [u8]>,
-    ) -> Result<Recent, (u64, String)> {
-        let mut recent = Recent::default();
-        for row in table.iter().map_err(|e| (0, e.to_string()))? {
-            let (key, bytes) = row.map_err(|e| (0, e.to_string()))?;
-            let (part, height) = key.value();
-            let entries: Vec<Entry> = encoding::decode(bytes.value())
-                .map_err(|e| (height, format!("index entries: {e}")))?;
-            let part = recent
-                .parts
-                .get_mut(usize::from(part))
-                .ok_or((height, format!("index entries in part {part}")))?;
-            part.extend(entries);
+/// The transaction index: the merged entries in `index.redb`, the rest in memory (and in
+/// the chain's [`RECENT_TXS`]).
+#[derive(Debug)]
+pub(super) struct TxIndex {
+    db: Arc<Database>,
+    path: PathBuf,
+    /// Entries not yet handed to a merge, by part.
+    parts: Vec<Entries>,
+    merging: Option<Merging>,
+    /// (part, height) of merges now durable: their rows up to that height are dropped in
+    /// the next block's transaction.
+    merged: Vec<(u8, u64)>,
+    merger: Merger,
+}
+
+impl TxIndex {
+    /// Opens (creating if absent) `index.redb` in `dir` for the chain of `genesis`, moves
+    /// into it an index the chain's database `chain` still holds, reads back the entries
+    /// waiting in the chain's [`RECENT_TXS`], and starts the merge thread.
+    pub(super) fn open(
+        dir: &Path,
+        genesis: Hash,
+        chain: &Database,
+        chain_path: &Path,
+    ) -> Result<TxIndex, StoreError> {
+        let path = dir.join(INDEX_FILE);
+        let db = open_database(&path, CACHE_BYTES)?;
+        let txn = db.begin_write().db(&path)?;
+        {
+            let mut meta = txn.open_table(META).db(&path)?;
+            let stored = meta.get("genesis").db(&path)?.map(|v| v.value().to_vec());
+            match stored {
+                None => {
+                    meta.insert("genesis", genesis.0.as_slice()).db(&path)?;
+                }
+                Some(stored) if stored == genesis.0 => {}
+                Some(_) => {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        0,
+                        format!("it indexes another chain than the one genesis {genesis} starts"),
+                    ))
+                }
+            }
+            txn.open_table(TXS).db(&path)?;
         }
-        Ok(recent)
+        txn.commit().db(&path)?;
+        move_index(chain, chain_path, &db, &path)?;
+        let parts = {
+            let txn = chain.begin_read().db(chain_path)?;
+            load(&txn.open_table(RECENT_TXS).db(chain_path)?)
+                .map_err(|(height, reason)| StoreError::corrupt(chain_path, height, reason))?
+        };
+        let db = Arc::new(db);
+        let (jobs, todo) = mpsc::channel::<Arc<Entries>>();
+        let (finished, done) = mpsc::channel();
+        let merging_db = Arc::clone(&db);
+        let thread = std::thread::Builder::new()
+            .name("tx-index-merge".into())
+            .spawn(move || {
+                for entries in todo {
+                    if finished.send(merge(&merging_db, &entries)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(StoreError::io("start the index's merge thread", &path))?;
+        Ok(TxIndex {
+            db,
+            path,
+            parts,
+            merging: None,
+            merged: Vec::new(),
+            merger: Merger {
+                jobs: Some(jobs),
+                done,
+                thread: Some(thread),
+            },
+        })
     }
 
-    /// The entry for `hash`, if it is among these.
-    pub(super) fn get(&self, hash: &Hash) -> Option<&TxRecord> {
-        self.parts[part_of(hash)].get(hash)
+    /// The entry for `hash`, if the transaction was committed.
+    pub(super) fn get(&self, hash: &Hash) -> Result<Option<TxRecord>, StoreError> {
+        let part = part_of(hash);
+        let merging = self.merging.as_ref().filter(|m| m.part == part);
+        if let Some(record) = self.parts[part]
+            .get(hash)
+            .or_else(|| merging.and_then(|m| m.entries.get(hash)))
+        {
+            return Ok(Some(record.clone()));
+        }
+        let txn = self.db.begin_read().db(&self.path)?;
+        let txs = txn.open_table(TXS).db(&self.path)?;
+        let Some(value) = txs.get(hash.0.as_slice()).db(&self.path)? else {
+            return Ok(None);
+        };
+        encoding::decode(value.value())
+            .map(Some)
+            .map_err(|e| StoreError::corrupt(&self.path, 0, format!("transaction {hash}: {e}")))
     }
 
-    fn len(&self) -> usize {
-        self.parts.iter().map(HashMap::len).sum()
+    /// Before a block is written: takes note of a merge that finished, and waits for the
+    /// one running if as many entries as [`MERGE_AT`] gathered again meanwhile (so that
+    /// memory stays bounded when merges fall behind). A failed merge is the error.
+    pub(super) fn collect(&mut self) -> Result<(), StoreError> {
+        let Some(merging) = &self.merging else {
+            return Ok(());
+        };
+        let result = if self.waiting() >= MERGE_AT {
+            self.merger.done.recv().ok()
+        } else {
+            match self.merger.done.try_recv() {
+                Ok(result) => Some(result),
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => None,
+            }
+        };
+        let stopped = || StoreError::corrupt(&self.path, 0, "the index's merge thread stopped");
+        result.ok_or_else(stopped)?.db(&self.path)?;
+        self.merged.push((merging.part as u8, merging.up_to));
+        self.merging = None;
+        Ok(())
     }
 
-    /// Writes a block's `entries`: under `height` in [`RECENT_TXS`], except that once
-    /// [`MERGE_AT`] are reached, the largest part (with this block's entries in it) is merged
-    /// into [`TXS`] and its rows removed. Returns the part merged, if any. Nothing in memory
-    /// changes until [`Recent::written`] says the database transaction committed.
+    /// Writes a block's `entries` under `height` into the chain's `recent` table, and drops
+    /// the rows of the parts whose merge is durable. Nothing in memory changes until
+    /// [`TxIndex::written`] says the chain's transaction committed.
     pub(super) fn write(
         &self,
         height: u64,
         entries: &[Entry],
-        txs: &mut Table<&[u8], &[u8]>,
         recent: &mut Table<(u8, u64), &[u8]>,
-    ) -> Result<Option<usize>, redb::Error> {
+    ) -> Result<(), redb::Error> {
+        for &(part, up_to) in &self.merged {
+            recent.retain_in((part, 0)..=(part, up_to), |_, _| false)?;
+        }
         let mut new: Vec<Vec<&Entry>> = vec![Vec::new(); PARTS];
         for entry in entries {
             new[part_of(&entry.0)].push(entry);
         }
-        let merged = (self.len() + entries.len() >= MERGE_AT)
-            .then(|| (0..PARTS).max_by_key(|&p| self.parts[p].len() + new[p].len()))
-            .flatten();
         for (part, entries) in new.iter().enumerate() {
-            if !entries.is_empty() && merged != Some(part) {
+            if !entries.is_empty() {
                 recent.insert((part as u8, height), encoding::encode(entries).as_slice())?;
             }
         }
-        let Some(part) = merged else {
-            return Ok(None);
-        };
-        let mut all: HashMap<&Hash, &TxRecord> = self.parts[part].iter().collect();
-        all.extend(new[part].iter().map(|(hash, record)| (hash, record)));
-        let mut all: Vec<(&Hash, &TxRecord)> = all.into_iter().collect();
-        all.sort_unstable_by_key(|(hash, _)| **hash);
-        for (hash, record) in all {
-            txs.insert(hash.0.as_slice(), encoding::encode(record).as_slice())?;
-        }
-        let part = part as u8;
-        recent.retain_in((part, 0)..=(part, u64::MAX), |_, _| false)?;
-        Ok(merged)
+        Ok(())
     }
 
-    /// The transaction of [`Recent::write`] committed: `merged` is what it returned.
-    pub(super) fn written(&mut self, entries: Vec<Entry>, merged: Option<usize>) {
+    /// The chain's transaction of [`TxIndex::write`] committed: keeps the block's entries
+    /// and, once [`MERGE_AT`] wait and no merge runs, hands the largest part to the merge
+    /// thread.
+    pub(super) fn written(&mut self, height: u64, entries: Vec<Entry>) {
+        self.merged.clear();
         for (hash, record) in entries {
             self.parts[part_of(&hash)].insert(hash, record);
         }
-        if let Some(part) = merged {
-            self.parts[part] = HashMap::new();
+        if self.merging.is_some() || self.waiting() < MERGE_AT {
+            return;
+        }
+        let part = (0..PARTS).max_by_key(|&p| self.parts[p].len()).unwrap_or(0);
+        let entries = Arc::new(std::mem::take(&mut self.parts[part]));
+        if let Some(jobs) = &self.merger.jobs {
+            // A thread that stopped is reported by the next `collect`.
+            let _ = jobs.send(Arc::clone(&entries));
+        }
+        self.merging = Some(Merging {
+            part,
+            up_to: height,
+            entries,
+        });
+    }
+
+    /// Forgets every entry, in memory and in `index.redb` (the chain is being replaced by
+    /// a snapshot; the caller empties [`RECENT_TXS`]). Waits for a running merge first.
+    pub(super) fn clear(&mut self) -> Result<(), StoreError> {
+        if self.merging.is_some() {
+            let result = self.merger.done.recv();
+            self.merging = None;
+            if let Ok(result) = result {
+                result.db(&self.path)?;
+            }
+        }
+        self.parts = vec![Entries::new(); PARTS];
+        self.merged.clear();
+        let txn = self.db.begin_write().db(&self.path)?;
+        txn.open_table(TXS)
+            .db(&self.path)?
+            .retain(|_, _| false)
+            .db(&self.path)?;
+        txn.commit().db(&self.path)
+    }
+
+    /// Entries not yet handed to a merge.
+    fn waiting(&self) -> usize {
+        self.parts.iter().map(HashMap::len).sum()
+    }
+}
+
+impl Drop for TxIndex {
+    /// Lets a running merge finish, so that the file is closed when the store is.
+    fn drop(&mut self) {
+        self.merger.jobs = None;
+        if let Some(thread) = self.merger.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes `entries` into the index in hash order, in one fsynced transaction.
+fn merge(db: &Database, entries: &Entries) -> Result<(), redb::Error> {
+    let mut sorted: Vec<(&Hash, &TxRecord)> = entries.iter().collect();
+    sorted.sort_unstable_by_key(|(hash, _)| **hash);
+    let txn = db.begin_write()?;
+    {
+        let mut txs = txn.open_table(TXS)?;
+        for (hash, record) in sorted {
+            txs.insert(hash.0.as_slice(), encoding::encode(record).as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Reads back the entries of [`RECENT_TXS`], by part, in height order within each part.
+fn load(
+    table: &impl ReadableTable<(u8, u64), &'static [u8]>,
+) -> Result<Vec<Entries>, (u64, String)> {
+    let mut parts = vec![Entries::new(); PARTS];
+    for row in table.iter().map_err(|e| (0, e.to_string()))? {
+        let (key, bytes) = row.map_err(|e| (0, e.to_string()))?;
+        let (part, height) = key.value();
+        let entries: Vec<Entry> =
+            encoding::decode(bytes.value()).map_err(|e| (height, format!("index entries: {e}")))?;
+        parts
+            .get_mut(usize::from(part))
+            .ok_or((height, format!("index entries in part {part}")))?
+            .extend(entries);
+    }
+    Ok(parts)
+}
+
+/// Moves an index that earlier versions kept in the chain's database into `index`, in
+/// batches of [`MOVE_BATCH`] entries, then drops it from the chain. A crash part way moves
+/// the same entries again on the next start.
+fn move_index(
+    chain: &Database,
+    chain_path: &Path,
+    index: &Database,
+    index_path: &Path,
+) -> Result<(), StoreError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let txn = chain.begin_read().db(chain_path)?;
+        let old = match txn.open_table(TXS) {
+            Ok(old) => old,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(e).db(chain_path),
+        };
+        if old.is_empty().db(chain_path)? {
+            break;
+        }
+        let rows = match &after {
+            Some(key) => old.range::<&[u8]>((
+                std::ops::Bound::Excluded(key.as_slice()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => old.range::<&[u8]>(..),
+        }
+        .db(chain_path)?;
+        let write = index.begin_write().db(index_path)?;
+        let mut moved = 0;
+        {
+            let mut txs = write.open_table(TXS).db(index_path)?;
+            for row in rows.take(MOVE_BATCH) {
+                let (key, value) = row.db(chain_path)?;
+                txs.insert(key.value(), value.value()).db(index_path)?;
+                after = Some(key.value().to_vec());
+                moved += 1;
+            }
+        }
+        write.commit().db(index_path)?;
+        if moved < MOVE_BATCH {
+            break;
+        }
+    }
+    let txn = chain.begin_write().db(chain_path)?;
+    txn.delete_table(TXS).db(chain_path)?;
+    txn.commit().db(chain_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use almagill::crypto::domain;
+
+    use super::*;
+
+    fn genesis() -> Hash {
+        Hash::digest(domain::GENESIS, &[b"index test"])
+    }
+
+    /// `n` entries of block `height` with distinct hashes, numbered from `first`.
+    fn entries(height: u64, first: u64, n: u64) -> Vec<Entry> {
+        (first..first + n)
+            .map(|i| {
+                let hash = Hash::digest(domain::TX_HASH, &[&i.to_le_bytes()]);
+                let record = TxRecord {
+                    height,
+                    position: i as u32,
+                    result: Ok(()),
+                };
+                (hash, record)
+            })
+            .collect()
+    }
+
+    /// A chain database with its recent-entries table, and the index beside it.
+    fn open(dir: &Path) -> (Database, PathBuf, TxIndex) {
+        let path = dir.join("chain.redb");
+        let chain = Database::create(&path).unwrap();
+        let txn = chain.begin_write().unwrap();
+        txn.open_table(RECENT_TXS).unwrap();
+        txn.commit().unwrap();
+        let index = TxIndex::open(dir, genesis(), &chain, &path).unwrap();
+        (chain, path, index)
+    }
+
+    /// What the chain store does with a block's entries.
+    fn append(index: &mut TxIndex, chain: &Database, height: u64, entries: Vec<Entry>) {
+        index.collect().unwrap();
+        let txn = chain.begin_write().unwrap();
+        index
+            .write(height, &entries, &mut txn.open_table(RECENT_TXS).unwrap())
+            .unwrap();
+        txn.commit().unwrap();
+        index.written(height, entries);
+    }
+
+    fn assert_found(index: &TxIndex, entries: &[Entry], when: &str) {
+        for (hash, record) in entries {
+            assert_eq!(index.get(hash).unwrap().as_ref(), Some(record), "{when}");
         }
     }
 
-    /// Forgets every entry (the chain was replaced by a snapshot).
-    pub(super) fn clear(&mut self) {
-        *self = Recent::default();
+    /// Heights of the rows the chain holds for `part`.
+    fn rows(chain: &Database, part: u8) -> Vec<u64> {
+        let txn = chain.begin_read().unwrap();
+        let recent = txn.open_table(RECENT_TXS).unwrap();
+        recent
+            .range((part, 0)..=(part, u64::MAX))
+            .unwrap()
+            .map(|row| row.unwrap().0.value().1)
+            .collect()
+    }
+
+    /// A part handed to the merge thread is found while its merge cannot commit (the test
+    /// holds the index's write lock), a later block's entry for the same hash wins over it,
+    /// and once the merge is durable the part's rows go with the next block; everything is
+    /// found after a reopen, and nothing after the index is cleared.
+    ///
+    /// Mutations caught: `get` not reading the part being merged (its entries are not
+    /// found while the lock is held); `write` not dropping a merged part's rows (block 1's
+    /// row of that part is still there after block 4); `clear` leaving the file's entries
+    /// (they are found after the reopen).
+    #[test]
+    fn entries_are_found_while_their_part_is_merged_after_and_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, _, mut index) = open(dir.path());
+        let first = entries(1, 0, MERGE_AT as u64);
+        let lock = index.db.begin_write().unwrap();
+        append(&mut index, &chain, 1, first.clone());
+        let part = index.merging.as_ref().expect("a merge started").part;
+        assert_found(&index, &first, "while the merge waits for the lock");
+        let hash = first.iter().find(|(h, _)| part_of(h) == part).unwrap().0;
+        let again = TxRecord {
+            height: 2,
+            position: 0,
+            result: Ok(()),
+        };
+        append(&mut index, &chain, 2, vec![(hash, again.clone())]);
+        assert_eq!(index.get(&hash).unwrap(), Some(again.clone()));
+        drop(lock);
+
+        // Enough entries that the next block waits for the merge, and drops its rows.
+        let third = entries(3, MERGE_AT as u64, MERGE_AT as u64);
+        append(&mut index, &chain, 3, third.clone());
+        append(&mut index, &chain, 4, Vec::new());
+        assert!(
+            rows(&chain, part as u8).iter().all(|&h| h > 1),
+            "block 1's rows of the merged part are dropped"
+        );
+        let mut all: HashMap<Hash, TxRecord> = first.into_iter().chain(third).collect();
+        all.insert(hash, again);
+        let all: Vec<Entry> = all.into_iter().collect();
+        assert_found(&index, &all, "after the merge");
+
+        drop(index);
+        let mut index = TxIndex::open(
+            dir.path(),
+            genesis(),
+            &chain,
+            &dir.path().join("chain.redb"),
+        )
+        .unwrap();
+        assert_found(&index, &all, "after a reopen");
+        index.clear().unwrap();
+        let txn = chain.begin_write().unwrap();
+        txn.open_table(RECENT_TXS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.commit().unwrap();
+        drop(index);
+        let index = TxIndex::open(
+            dir.path(),
+            genesis(),
+            &chain,
+            &dir.path().join("chain.redb"),
+        )
+        .unwrap();
+        for (hash, _) in &all {
+            assert_eq!(index.get(hash).unwrap(), None, "after clearing");
+        }
+    }
+
+    /// An index that an earlier version kept in `chain.redb` is moved into `index.redb`
+    /// on opening, all of it (more than one batch), and its table leaves the chain.
+    ///
+    /// Mutation caught: moving only the first batch (entries past it are not found).
+    #[test]
+    fn an_index_kept_in_the_chain_database_is_moved_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        let old = entries(1, 0, MOVE_BATCH as u64 + 10);
+        {
+            let chain = Database::create(&path).unwrap();
+            let txn = chain.begin_write().unwrap();
+            txn.open_table(RECENT_TXS).unwrap();
+            let mut txs = txn.open_table(TXS).unwrap();
+            for (hash, record) in &old {
+                txs.insert(hash.0.as_slice(), encoding::encode(record).as_slice())
+                    .unwrap();
+            }
+            drop(txs);
+            txn.commit().unwrap();
+        }
+        let (chain, _, index) = open(dir.path());
+        assert_found(&index, &old, "after the move");
+        let txn = chain.begin_read().unwrap();
+        assert!(
+            matches!(
+                txn.open_table(TXS),
+                Err(redb::TableError::TableDoesNotExist(_))
+            ),
+            "the chain's copy is gone"
+        );
+    }
+
+    /// An index file of another chain is refused.
+    #[test]
+    fn an_index_of_another_chain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        let path = dir.path().join("chain.redb");
+        let chain = Database::create(&path).unwrap();
+        let other = Hash::digest(domain::GENESIS, &[b"another chain"]);
+        let err = TxIndex::open(dir.path(), other, &chain, &path).unwrap_err();
+        assert!(err.to_string().contains("another chain"), "{err}");
     }
 }
