@@ -24,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::plot;
+use super::signals::StopSignals;
 use crate::files;
 
 /// What a run is asked to do: the `bench` command's options.
@@ -303,26 +304,10 @@ fn stop_nodes_on_signal() -> Result<()> {
     if WATCHING.get().is_some() {
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal handler")?;
-    let (mut term, mut interrupt) = {
-        use tokio::signal::unix::{signal, SignalKind};
-        let _in_runtime = runtime.enter();
-        (
-            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-        )
-    };
+    let mut signals = StopSignals::install()?;
     let _ = WATCHING.set(());
     thread::spawn(move || {
-        let code = runtime.block_on(async {
-            tokio::select! {
-                _ = term.recv() => 143,
-                _ = interrupt.recv() => 130,
-            }
-        });
+        let Err(code) = signals.run_until(std::future::pending::<std::convert::Infallible>());
         let running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
         let pids: Vec<_> = running
             .pids

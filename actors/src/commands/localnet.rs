@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::signals::StopSignals;
+
 /// How long children get to stop cleanly before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -47,6 +49,8 @@ pub fn run(dir: &Path) -> Result<()> {
     for config in &configs {
         crate::node::load(config)?;
     }
+    // Before any node starts, so that a signal during start-up stops those started.
+    let mut signals = StopSignals::install()?;
     let exe = std::env::current_exe().context("cannot find the almagill binary")?;
     let mut children: Vec<(String, Child)> = Vec::new();
     for config in &configs {
@@ -83,28 +87,19 @@ pub fn run(dir: &Path) -> Result<()> {
         children.len(),
         dir.display()
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal handler")?;
-    let exited = runtime.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut poll = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return None,
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return None,
-                _ = poll.tick() => {
-                    for (name, child) in children.iter_mut() {
-                        if let Ok(Some(status)) = child.try_wait() {
-                            return Some(format!("{name} exited ({status})"));
-                        }
+    let exited = signals
+        .run_until(async {
+            let mut poll = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                poll.tick().await;
+                for (name, child) in children.iter_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return format!("{name} exited ({status})");
                     }
                 }
             }
-        }
-    });
+        })
+        .ok();
     stop(&mut children);
     match exited {
         Some(reason) => bail!("{reason}; stopped the others"),

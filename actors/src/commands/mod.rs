@@ -4,6 +4,7 @@ pub mod bench;
 mod keygen;
 mod localnet;
 mod plot;
+mod signals;
 mod testnet;
 mod tx;
 
