@@ -51,6 +51,9 @@ impl Handler<Store> for BlockStore {
             epoch_end: msg.epoch_end,
         });
         self.metrics.fsynced("chain", started.elapsed());
+        if let Some(took) = self.chain.merge_took() {
+            self.metrics.fsynced("index", took);
+        }
         match stored {
             Ok(()) => self.committed.do_send(Committed { block: msg.block }),
             Err(e) => {

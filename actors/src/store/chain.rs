@@ -273,6 +273,13 @@ impl ChainStore {
         Ok(())
     }
 
+    /// How long the transaction index's last finished merge took, once (see `tx_index.rs`):
+    /// merges run on a thread of their own, so the block store reports them as it learns
+    /// of them.
+    pub fn merge_took(&mut self) -> Option<std::time::Duration> {
+        self.index.take_merge_time()
+    }
+
     /// Makes the block at `height` with `hash` the last one (state sync installed it).
     pub(super) fn set_tip(&mut self, height: u64, hash: Hash) {
         self.tip = Tip { height, hash };

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use almagill::crypto::Hash;
 use almagill::encoding;
@@ -90,7 +91,8 @@ struct Merging {
 #[derive(Debug)]
 struct Merger {
     jobs: Option<Sender<Arc<Entries>>>,
-    done: Receiver<Result<(), redb::Error>>,
+    /// Each merge's outcome: how long it took, or why it failed.
+    done: Receiver<Result<Duration, redb::Error>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -106,6 +108,8 @@ pub(super) struct TxIndex {
     /// (part, height) of merges now durable: their rows up to that height are dropped in
     /// the next block's transaction.
     merged: Vec<(u8, u64)>,
+    /// How long the last merge collected took, until [`TxIndex::take_merge_time`].
+    merge_took: Option<Duration>,
     merger: Merger,
 }
 
@@ -167,6 +171,7 @@ impl TxIndex {
             parts,
             merging: None,
             merged: Vec::new(),
+            merge_took: None,
             merger: Merger {
                 jobs: Some(jobs),
                 done,
@@ -212,7 +217,7 @@ impl TxIndex {
             }
         };
         let stopped = || StoreError::corrupt(&self.path, 0, "the index's merge thread stopped");
-        result.ok_or_else(stopped)?.db(&self.path)?;
+        self.merge_took = Some(result.ok_or_else(stopped)?.db(&self.path)?);
         self.merged.push((merging.part as u8, merging.up_to));
         self.merging = None;
         Ok(())
@@ -286,6 +291,12 @@ impl TxIndex {
         txn.commit().db(&self.path)
     }
 
+    /// How long the last merge that finished took (writing and fsyncing its part), once:
+    /// for the node's metrics.
+    pub(super) fn take_merge_time(&mut self) -> Option<Duration> {
+        self.merge_took.take()
+    }
+
     /// Entries not yet handed to a merge.
     fn waiting(&self) -> usize {
         self.parts.iter().map(HashMap::len).sum()
@@ -302,8 +313,10 @@ impl Drop for TxIndex {
     }
 }
 
-/// Writes `entries` into the index in hash order, in one fsynced transaction.
-fn merge(db: &Database, entries: &Entries) -> Result<(), redb::Error> {
+/// Writes `entries` into the index in hash order, in one fsynced transaction; returns how
+/// long that took.
+fn merge(db: &Database, entries: &Entries) -> Result<Duration, redb::Error> {
+    let started = Instant::now();
     let mut sorted: Vec<(&Hash, &TxRecord)> = entries.iter().collect();
     sorted.sort_unstable_by_key(|(hash, _)| **hash);
     let txn = db.begin_write()?;
@@ -314,7 +327,7 @@ fn merge(db: &Database, entries: &Entries) -> Result<(), redb::Error> {
         }
     }
     txn.commit()?;
-    Ok(())
+    Ok(started.elapsed())
 }
 
 /// Reads back the entries of [`RECENT_TXS`], by part, in height order within each part.
@@ -480,6 +493,10 @@ mod tests {
         let third = entries(3, MERGE_AT as u64, MERGE_AT as u64);
         append(&mut index, &chain, 3, third.clone());
         append(&mut index, &chain, 4, Vec::new());
+        assert!(
+            index.take_merge_time().is_some(),
+            "the merge's time is kept"
+        );
         assert!(
             rows(&chain, part as u8).iter().all(|&h| h > 1),
             "block 1's rows of the merged part are dropped"
