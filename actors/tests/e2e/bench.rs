@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{almagill, wait_for, Net, Ports, BIN};
-use crate::localnet::{children_of, node_alive, Localnet};
+use crate::localnet::{children_of, node_alive, Launcher};
 
 /// Runs `almagill bench` with `args` on ports this test reserves; returns its output and
 /// the committed transfers per second it reports.
@@ -163,7 +163,7 @@ fn a_bench_stopped_by_sigterm_leaves_no_node_running() {
     let pid = child.id();
     let dir = std::env::temp_dir().join(format!("almagill-bench-{pid}"));
     let _cleanup = RemoveOnDrop(dir.clone());
-    let mut bench = Localnet {
+    let mut bench = Launcher {
         child,
         nodes: Vec::new(),
         dir: dir.clone(),

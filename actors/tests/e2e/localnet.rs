@@ -96,14 +96,15 @@ pub fn node_alive(pid: u32, dir: &Path) -> bool {
     cmdline.contains("run") && cmdline.contains(dir.to_str().expect("a UTF-8 path"))
 }
 
-/// The localnet process and the nodes it started: whatever is left is SIGKILLed on drop.
-pub struct Localnet {
+/// A command that starts node processes (`localnet`, `bench`) and the nodes it started:
+/// whatever is left is SIGKILLed on drop.
+pub struct Launcher {
     pub child: Child,
     pub nodes: Vec<u32>,
     pub dir: PathBuf,
 }
 
-impl Drop for Localnet {
+impl Drop for Launcher {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
@@ -146,7 +147,7 @@ fn localnet_runs_the_shipped_config() {
         .stderr(stderr)
         .spawn()
         .expect("almagill localnet starts");
-    let mut localnet = Localnet {
+    let mut localnet = Launcher {
         child,
         nodes: Vec::new(),
         dir: dir.clone(),
