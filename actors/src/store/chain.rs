@@ -699,14 +699,15 @@ mod tests {
         }
     }
 
-    /// The index answers the same whether an entry waits in memory, in the recent table
-    /// read back on reopening, or was merged: a transfer failed at 1, applied at 10 and
-    /// replayed at 19, with blocks of other transactions in between, enough that merges
-    /// happen from block 9 on. The store is reopened after every block.
+    /// The index answers the same across reopenings, with merges between them: a
+    /// transfer failed at 1, applied at 10 and replayed at 19, with blocks of other
+    /// transactions in between, enough that merges start from block 9 on. The store is
+    /// reopened after every block, so each merge is durable but its rows are still there
+    /// (what a crash right after a merge leaves): they are read back and merged again.
     ///
     /// Mutation caught: opening without reading the recent entries back (the transfer's
-    /// record is then not found after block 1). The merge itself is checked in
-    /// `tx_index.rs`.
+    /// record is then not found after block 1). Reads from the merged file, and the rows
+    /// dropped after a merge, are checked in `tx_index.rs`.
     #[test]
     fn the_index_reads_the_same_before_and_after_a_merge_and_a_reopen() {
         use super::super::tx_index::MERGE_AT;
@@ -877,11 +878,15 @@ mod tests {
         // Another node installs the offer.
         let other = tempfile::tempdir().unwrap();
         let mut synced = ChainStore::open(other.path(), genesis()).unwrap();
+        append(&mut synced, &blocks[0], false).unwrap();
+        let first = blocks[0].0.txs[0].hash();
+        assert!(synced.tx(&first).unwrap().is_some());
         let proof = EpochProof {
             checkpoint: checkpoint(2),
             parts: parts(2),
         };
         synced.install(&offer, &snapshot(4).1, &[proof]).unwrap();
+        assert_eq!(synced.tx(&first).unwrap(), None, "the index is emptied");
         drop(synced);
         let synced = ChainStore::open(other.path(), genesis()).unwrap();
         assert_eq!(

@@ -107,8 +107,8 @@ impl ChainStore {
     }
 
     /// Replaces everything stored with a snapshot state sync checked (its offer, chunks and
-    /// the epoch proofs that led to it), in one fsynced transaction: the chain then starts
-    /// at the snapshot's block.
+    /// the epoch proofs that led to it), in one fsynced transaction, then empties the
+    /// transaction index: the chain then starts at the snapshot's block.
     pub fn install(
         &mut self,
         offer: &Offer,
@@ -116,7 +116,6 @@ impl ChainStore {
         proofs: &[EpochProof],
     ) -> Result<(), StoreError> {
         let height = offer.head.height;
-        self.index.clear()?;
         let txn = self.db.begin_write().db(&self.path)?;
         {
             let mut blocks = txn.open_table(BLOCKS).db(&self.path)?;
@@ -160,7 +159,7 @@ impl ChainStore {
         }
         txn.commit().db(&self.path)?;
         self.set_tip(height, offer.block.hash());
-        Ok(())
+        self.index.clear()
     }
 
     fn read<T: Decode<()>>(

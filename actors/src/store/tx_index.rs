@@ -45,7 +45,9 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// versions kept it in `chain.redb` under the same name; it is moved on opening.
 pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 
-/// "genesis" → the genesis hash of the chain the index is of.
+/// In `index.redb`, "genesis" → the genesis hash of the chain the index is of. In
+/// `chain.redb` (whose own `meta` table this is), "index" → `[1]` once the chain has an
+/// index: an `index.redb` found empty then was lost, and is refused.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// (part, height) → encoded index entries (hash and [`TxRecord`]) of that block in that
@@ -108,6 +110,9 @@ pub(super) struct TxIndex {
     /// (part, height) of merges now durable: their rows up to that height are dropped in
     /// the next block's transaction.
     merged: Vec<(u8, u64)>,
+    /// A merge failed or its thread stopped: the part stays in memory and its rows stay
+    /// in the chain (a restart merges it again), and every later step is refused.
+    broken: bool,
     /// How long the last merge collected took, until [`TxIndex::take_merge_time`].
     merge_took: Option<Duration>,
     merger: Merger,
@@ -125,11 +130,28 @@ impl TxIndex {
     ) -> Result<TxIndex, StoreError> {
         let path = dir.join(INDEX_FILE);
         let db = open_database(&path, CACHE_BYTES)?;
+        let indexed = {
+            let txn = chain.begin_read().db(chain_path)?;
+            match txn.open_table(META) {
+                Ok(meta) => meta.get("index").db(chain_path)?.is_some(),
+                Err(redb::TableError::TableDoesNotExist(_)) => false,
+                Err(e) => return Err(e).db(chain_path),
+            }
+        };
         let txn = db.begin_write().db(&path)?;
         {
             let mut meta = txn.open_table(META).db(&path)?;
             let stored = meta.get("genesis").db(&path)?.map(|v| v.value().to_vec());
             match stored {
+                None if indexed => {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        0,
+                        "it holds no index, though the chain beside it had one (the file was \
+                         deleted or replaced): transactions committed before would read as \
+                         unknown",
+                    ))
+                }
                 None => {
                     meta.insert("genesis", genesis.0.as_slice()).db(&path)?;
                 }
@@ -171,6 +193,7 @@ impl TxIndex {
             parts,
             merging: None,
             merged: Vec::new(),
+            broken: false,
             merge_took: None,
             merger: Merger {
                 jobs: Some(jobs),
@@ -201,23 +224,55 @@ impl TxIndex {
     }
 
     /// Before a block is written: takes note of a merge that finished, and waits for the
-    /// one running if as many entries as [`MERGE_AT`] gathered again meanwhile (so that
-    /// memory stays bounded when merges fall behind). A failed merge is the error.
+    /// one running if [`MERGE_AT`] more entries than start a merge gathered meanwhile (so
+    /// that memory stays bounded when merges fall behind). A failed merge is the error.
     pub(super) fn collect(&mut self) -> Result<(), StoreError> {
-        let Some(merging) = &self.merging else {
+        self.usable()?;
+        if self.merging.is_none() {
             return Ok(());
-        };
-        let result = if self.waiting() >= MERGE_AT {
+        }
+        let outcome = if self.waiting() >= 2 * MERGE_AT {
             self.merger.done.recv().ok()
         } else {
             match self.merger.done.try_recv() {
-                Ok(result) => Some(result),
+                Ok(outcome) => Some(outcome),
                 Err(TryRecvError::Empty) => return Ok(()),
                 Err(TryRecvError::Disconnected) => None,
             }
         };
-        let stopped = || StoreError::corrupt(&self.path, 0, "the index's merge thread stopped");
-        self.merge_took = Some(result.ok_or_else(stopped)?.db(&self.path)?);
+        self.finish(outcome)
+    }
+
+    /// Takes a merge's `outcome` (`None`: its thread stopped): the part merged leaves
+    /// memory and its rows go with the next block; or the index is broken, with the reason.
+    fn finish(&mut self, outcome: Option<Result<Duration, redb::Error>>) -> Result<(), StoreError> {
+        let Some(merging) = &self.merging else {
+            return Ok(());
+        };
+        let took = match outcome {
+            Some(Ok(took)) => took,
+            Some(Err(e)) => {
+                self.broken = true;
+                return Err(e).db(&self.path);
+            }
+            None => {
+                self.broken = true;
+                let why = match self.merger.thread.take().map(JoinHandle::join) {
+                    Some(Err(panic)) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into()),
+                    _ => "no reason given".into(),
+                };
+                return Err(StoreError::Io {
+                    op: "merge into",
+                    path: self.path.clone(),
+                    source: std::io::Error::other(format!("the merge thread stopped: {why}")),
+                });
+            }
+        };
+        self.merge_took = Some(took);
         self.merged.push((merging.part as u8, merging.up_to));
         self.merging = None;
         Ok(())
@@ -271,24 +326,32 @@ impl TxIndex {
         });
     }
 
-    /// Forgets every entry, in memory and in `index.redb` (the chain is being replaced by
-    /// a snapshot; the caller empties [`RECENT_TXS`]). Waits for a running merge first.
+    /// Forgets every entry, in memory and in `index.redb`: the chain was replaced by a
+    /// snapshot, and its rows in [`RECENT_TXS`] are gone. Waits for a running merge first.
+    /// (A crash before this leaves records of the blocks below the snapshot: true ones,
+    /// since a committed block is final, of blocks this node no longer stores.)
     pub(super) fn clear(&mut self) -> Result<(), StoreError> {
+        self.usable()?;
         if self.merging.is_some() {
-            let result = self.merger.done.recv();
-            self.merging = None;
-            if let Ok(result) = result {
-                result.db(&self.path)?;
-            }
+            let outcome = self.merger.done.recv().ok();
+            self.finish(outcome)?;
         }
         self.parts = vec![Entries::new(); PARTS];
         self.merged.clear();
         let txn = self.db.begin_write().db(&self.path)?;
-        txn.open_table(TXS)
-            .db(&self.path)?
-            .retain(|_, _| false)
-            .db(&self.path)?;
+        txn.delete_table(TXS).db(&self.path)?;
+        txn.open_table(TXS).db(&self.path)?;
         txn.commit().db(&self.path)
+    }
+
+    /// Refuses every step once a merge failed.
+    fn usable(&self) -> Result<(), StoreError> {
+        match self.broken {
+            true => Err(StoreError::Unusable {
+                path: self.path.clone(),
+            }),
+            false => Ok(()),
+        }
     }
 
     /// How long the last merge that finished took (writing and fsyncing its part), once:
@@ -349,8 +412,8 @@ fn load(
 }
 
 /// Moves an index that earlier versions kept in the chain's database into `index`, in
-/// batches of [`MOVE_BATCH`] entries, then drops it from the chain. A crash part way moves
-/// the same entries again on the next start.
+/// batches of [`MOVE_BATCH`] entries, then drops it from the chain and notes there that
+/// the chain has an index. A crash part way moves the same entries again on the next start.
 fn move_index(
     chain: &Database,
     chain_path: &Path,
@@ -362,7 +425,7 @@ fn move_index(
         let txn = chain.begin_read().db(chain_path)?;
         let old = match txn.open_table(TXS) {
             Ok(old) => old,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(redb::TableError::TableDoesNotExist(_)) => break,
             Err(e) => return Err(e).db(chain_path),
         };
         if old.is_empty().db(chain_path)? {
@@ -394,6 +457,10 @@ fn move_index(
     }
     let txn = chain.begin_write().db(chain_path)?;
     txn.delete_table(TXS).db(chain_path)?;
+    txn.open_table(META)
+        .db(chain_path)?
+        .insert("index", [1u8].as_slice())
+        .db(chain_path)?;
     txn.commit().db(chain_path)
 }
 
@@ -566,6 +633,43 @@ mod tests {
             ),
             "the chain's copy is gone"
         );
+    }
+
+    /// An `index.redb` lost beside a chain that had one (deleted, say, after it was
+    /// reported damaged) is refused, not started afresh with every record missing.
+    ///
+    /// Mutation caught: opening without checking the chain's note (the empty file opens).
+    #[test]
+    fn a_lost_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        std::fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
+        let path = dir.path().join("chain.redb");
+        let chain = Database::create(&path).unwrap();
+        let err = TxIndex::open(dir.path(), genesis(), &chain, &path).unwrap_err();
+        assert!(err.to_string().contains("holds no index"), "{err}");
+    }
+
+    /// A merge thread that stopped is an error at the next block, and at every step after
+    /// (none waits for it forever); the part it held is still found.
+    ///
+    /// Mutation caught: `clear` not checking for a broken index (it then empties the file
+    /// and goes on as if nothing had happened).
+    #[test]
+    fn a_stopped_merge_thread_is_an_error_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, _, mut index) = open(dir.path());
+        index.merger.jobs = None;
+        if let Some(thread) = index.merger.thread.take() {
+            thread.join().unwrap();
+        }
+        let first = entries(1, 0, MERGE_AT as u64);
+        append(&mut index, &chain, 1, first.clone());
+        let err = index.collect().unwrap_err();
+        assert!(err.to_string().contains("merge thread stopped"), "{err}");
+        assert!(matches!(index.collect(), Err(StoreError::Unusable { .. })));
+        assert!(matches!(index.clear(), Err(StoreError::Unusable { .. })));
+        assert_found(&index, &first, "after the thread stopped");
     }
 
     /// An index file of another chain is refused.
