@@ -11,27 +11,21 @@ use tracing::error;
 
 use crate::metrics::Metrics;
 use crate::node::messages::{
-    Committed, Executed, ReadBlock, ReadTx, ServeBlocks, ServeSync, Store, StoreCheckpoint,
-    TxOutcome,
+    Committed, ReadBlock, ReadTx, ServeBlocks, ServeSync, Store, StoreCheckpoint, TxOutcome,
 };
 use crate::node::wire::{SyncReply, SyncRequest};
 use crate::store::{ChainStore, Commit, StoreError};
 
 /// Owns the chain database: stores each executed block in one fsynced transaction, then
-/// tells the mempool and consensus; serves blocks and the transaction index.
+/// tells the mempool; serves blocks and the transaction index.
 ///
 /// The mempool hears of a block only once it is stored, so a transaction the mempool no
 /// longer holds is already in the index if it was committed (the admin port relies on it).
-/// Consensus hears of it then too: the store runs on a thread of its own, and consensus's
-/// checkpoints, hence how far it may run ahead, wait for executed heights, so the blocks
-/// waiting here stay within consensus's window.
 pub struct BlockStore {
     /// The durable chain.
     pub chain: ChainStore,
     /// Told of each stored block (the Mempool).
     pub committed: Recipient<Committed>,
-    /// Told of each stored block's state root (the ConsensusEngine).
-    pub executed: Recipient<Executed>,
     /// Where fsync times go.
     pub metrics: Metrics,
 }
@@ -44,9 +38,7 @@ impl Handler<Store> for BlockStore {
     type Result = ();
 
     fn handle(&mut self, msg: Store, _: &mut Context<Self>) {
-        let height = msg.block.height();
-        if height != self.chain.height() + 1 {
-            error!(target: "store", height, stored = self.chain.height(), "a block out of order reached the store; not stored");
+        if msg.block.height() != self.chain.height() + 1 {
             return;
         }
         let started = Instant::now();
@@ -63,14 +55,7 @@ impl Handler<Store> for BlockStore {
             self.metrics.fsynced("index", took);
         }
         match stored {
-            Ok(()) => {
-                self.committed.do_send(Committed { block: msg.block });
-                self.executed.do_send(Executed {
-                    height,
-                    state_root: msg.state_root,
-                    next_validators: msg.next_validators,
-                });
-            }
+            Ok(()) => self.committed.do_send(Committed { block: msg.block }),
             Err(e) => {
                 // A node that cannot store its chain must not go on as if it had.
                 error!(target: "store", "cannot write the chain: {e}; stopping");
@@ -155,93 +140,5 @@ impl Handler<ReadTx> for BlockStore {
             Ok(()) => TxOutcome::Committed(r.height),
             Err(e) => TxOutcome::Failed(r.height, e.code()),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use actix::Message;
-    use almagill::crypto::Hash;
-
-    use super::*;
-    use crate::node::test_chain::{chain, genesis};
-
-    /// Stands for consensus and the mempool: the heights each heard of, in order.
-    #[derive(Default)]
-    struct Heard {
-        executed: Vec<u64>,
-        committed: Vec<u64>,
-    }
-
-    impl Actor for Heard {
-        type Context = Context<Self>;
-    }
-
-    impl Handler<Executed> for Heard {
-        type Result = ();
-
-        fn handle(&mut self, msg: Executed, _: &mut Context<Self>) {
-            self.executed.push(msg.height);
-        }
-    }
-
-    impl Handler<Committed> for Heard {
-        type Result = ();
-
-        fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
-            self.committed.push(msg.block.height());
-        }
-    }
-
-    /// What [`Heard`] has heard so far: (executed, committed).
-    #[derive(Message)]
-    #[rtype(result = "(Vec<u64>, Vec<u64>)")]
-    struct Heights;
-
-    impl Handler<Heights> for Heard {
-        type Result = MessageResult<Heights>;
-
-        fn handle(&mut self, _: Heights, _: &mut Context<Self>) -> Self::Result {
-            MessageResult((self.executed.clone(), self.committed.clone()))
-        }
-    }
-
-    /// Consensus and the mempool hear of a block once it is stored, in height order; a
-    /// block that does not extend the stored chain is neither stored nor told (consensus
-    /// then waits, rather than running ahead of a store that fell behind).
-    ///
-    /// Mutation caught: telling consensus of every block that reaches the store (it then
-    /// hears of height 4, which was not stored).
-    #[actix_rt::test]
-    async fn consensus_hears_of_stored_blocks_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let genesis = genesis();
-        let heard = Heard::default().start();
-        let (metrics, _) = Metrics::new();
-        let store = BlockStore {
-            chain: ChainStore::open(dir.path(), genesis.hash()).unwrap(),
-            committed: heard.clone().recipient(),
-            executed: heard.clone().recipient(),
-            metrics,
-        }
-        .start();
-        let blocks = chain(&genesis, 4);
-        for (block, certificate) in blocks.into_iter().filter(|(b, _)| b.height() != 3) {
-            store
-                .send(Store {
-                    block,
-                    certificate,
-                    results: Vec::new(),
-                    state_root: Hash([0; 32]),
-                    snapshot: None,
-                    epoch_end: None,
-                    next_validators: None,
-                })
-                .await
-                .unwrap();
-        }
-        let (executed, committed) = heard.send(Heights).await.unwrap();
-        assert_eq!(executed, vec![1, 2]);
-        assert_eq!(committed, vec![1, 2]);
     }
 }

@@ -114,9 +114,6 @@ pub struct Store {
     pub snapshot: Option<(SnapshotHead, Vec<SnapshotChunk>)>,
     /// At an epoch's last block, what its state root is made of.
     pub epoch_end: Option<RootParts>,
-    /// A validator set fixed at this height, for a later epoch: told to consensus with
-    /// the state root once the block is stored.
-    pub next_validators: Option<(u64, ValidatorSet)>,
 }
 
 /// A stable checkpoint to keep for state sync (ConsensusEngine → BlockStore).

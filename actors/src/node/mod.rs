@@ -6,11 +6,8 @@
 //! peers ─► PeerConnection ─┼──┴─────────────► ConsensusEngine ◄┘ (consensus, blocks)
 //!                          │                    │ votes: fsync, then send
 //!                          │                    ▼ committed blocks, in order
-//!                          └── committed ── StateActor ──► BlockStore (own thread, fsync per block)
+//!                          └── committed ── StateActor ──► BlockStore (fsync per block)
 //! ```
-//!
-//! The BlockStore tells the Mempool ("committed") and the ConsensusEngine (the state root)
-//! of each block once it is stored.
 
 pub mod admission;
 pub mod block_store;
@@ -24,8 +21,6 @@ pub mod recover;
 pub mod session;
 pub mod state;
 pub mod state_sync;
-#[cfg(test)]
-mod test_chain;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -241,21 +236,12 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             mempool_ctx.address(),
             network_ctx.address(),
         );
-        // The block store has a thread of its own: its fsync per block would otherwise
-        // stall consensus, admission and the network, which share the node's main thread.
-        // It stays at most a window behind: consensus hears of an executed block only
-        // once it is stored.
-        let store_committed = mempool.clone().recipient();
-        let store_executed = engine.clone().recipient();
-        let store_metrics = metrics.clone();
-        let store = BlockStore::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| {
-            BlockStore {
-                chain,
-                committed: store_committed,
-                executed: store_executed,
-                metrics: store_metrics,
-            }
-        });
+        let store = BlockStore {
+            chain,
+            committed: mempool.clone().recipient(),
+            metrics: metrics.clone(),
+        }
+        .start();
         if let Some(listener) = metrics_listener {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => {
@@ -294,6 +280,7 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             ledger,
             snapshot_every,
             store: store.clone().recipient(),
+            executed: engine.clone().recipient(),
         });
         engine_ctx.run(ConsensusEngine {
             pbft,

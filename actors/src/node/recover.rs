@@ -84,12 +84,41 @@ pub fn recover(dir: &Path, genesis: &Genesis, snapshot_every: u64) -> Result<(Ch
 
 #[cfg(test)]
 mod tests {
-    use almagill::crypto::Hash;
+    use almagill::block::{Block, Proposal};
+    use almagill::certificate::{Certificate, CommitCertificate, Phase, VoteTarget};
+    use almagill::crypto::{Hash, Keypair};
     use almagill::encoding;
+    use almagill_testkit::GenesisBuilder;
 
     use super::*;
-    use crate::node::test_chain::{chain, genesis};
     use crate::store::Log;
+
+    fn genesis() -> Genesis {
+        let validator = Keypair::from_seed([1; 32]).address();
+        GenesisBuilder::new("recover-test")
+            .account("v", validator, 10, 5)
+            .build()
+    }
+
+    /// `n` empty blocks linked from `genesis`, each with an (unsigned) commit certificate.
+    fn chain(genesis: &Genesis, n: u64) -> Vec<(Block, CommitCertificate)> {
+        let proposer = Keypair::from_seed([1; 32]).address();
+        let mut prev = genesis.hash();
+        (1..=n)
+            .map(|height| {
+                let proposal = Proposal::new(height, height, height, proposer, Vec::new());
+                let target = VoteTarget {
+                    phase: Phase::Commit,
+                    height,
+                    view: height,
+                    digest: proposal.digest(),
+                };
+                let block = Block::new(proposal, prev);
+                prev = block.hash();
+                (block, Certificate::new(target, Vec::new()))
+            })
+            .collect()
+    }
 
     #[test]
     fn an_old_chain_log_moves_into_the_database_once() {

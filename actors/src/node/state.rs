@@ -1,12 +1,11 @@
 //! StateActor: the ledger (the DataObject). Executes committed blocks in order, exactly once,
-//! hands each to the BlockStore with what it did (the store tells consensus once it is
-//! stored), and answers questions about current state.
+//! hands each to the BlockStore with what it did, and answers questions about current state.
 
 use actix::{Actor, Context, Handler, MessageResult, Recipient};
 use almagill::ledger::Ledger;
 use tracing::{debug, error, info};
 
-use crate::node::messages::{Execute, ReadState, StateView, Store};
+use crate::node::messages::{Execute, Executed, ReadState, StateView, Store};
 
 /// The ledger as of the last executed block.
 pub struct StateActor {
@@ -16,6 +15,8 @@ pub struct StateActor {
     pub snapshot_every: u64,
     /// Where executed blocks are stored (the BlockStore).
     pub store: Recipient<Store>,
+    /// Told of each executed block (the ConsensusEngine).
+    pub executed: Recipient<Executed>,
 }
 
 impl Actor for StateActor {
@@ -41,6 +42,11 @@ impl Handler<Execute> for StateActor {
                     .new_validators
                     .is_some()
                     .then(|| self.ledger.root_parts());
+                self.executed.do_send(Executed {
+                    height,
+                    state_root: outcome.state_root,
+                    next_validators: outcome.new_validators,
+                });
                 let snapshot = (height % self.snapshot_every == 0).then(|| self.ledger.snapshot());
                 self.store.do_send(Store {
                     block: msg.block,
@@ -49,7 +55,6 @@ impl Handler<Execute> for StateActor {
                     state_root: outcome.state_root,
                     snapshot,
                     epoch_end,
-                    next_validators: outcome.new_validators,
                 });
             }
             Err(e) => {
