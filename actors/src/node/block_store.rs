@@ -38,7 +38,12 @@ impl Handler<Store> for BlockStore {
     type Result = ();
 
     fn handle(&mut self, msg: Store, _: &mut Context<Self>) {
-        if msg.block.height() != self.chain.height() + 1 {
+        let height = msg.block.height();
+        if height != self.chain.height() + 1 {
+            // The state actor executes and hands over blocks in order: a gap here means a
+            // bug, and going on would leave consensus ahead of a chain that stopped.
+            error!(target: "store", height, stored = self.chain.height(), "a block out of order reached the store; stopping");
+            actix::System::current().stop_with_code(1);
             return;
         }
         let started = Instant::now();
