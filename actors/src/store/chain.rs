@@ -47,8 +47,10 @@ pub(super) const SNAPSHOTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition
 pub(super) const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 /// Epoch-end height → encoded [`RootParts`] of its state root, for state sync.
 pub(super) const EPOCH_PARTS: TableDefinition<u64, &[u8]> = TableDefinition::new("epoch_parts");
-/// "format" → [`FORMAT`]; "genesis" → the genesis hash the chain starts from.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// "format" → [`FORMAT`]; "genesis" → the genesis hash the chain starts from; "index" →
+/// `[1]` once the chain has a transaction index (see `tx_index.rs`). `index.redb` has a
+/// table of the same name, where "genesis" is the chain the index is of.
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// One block as stored: the block and the proof it committed.
 #[derive(Encode, Decode)]

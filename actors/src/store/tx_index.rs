@@ -31,7 +31,7 @@ use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
 };
 
-use super::chain::{open_database, Db, TxRecord};
+use super::chain::{open_database, Db, TxRecord, META};
 use super::StoreError;
 
 /// The index's file name inside the data directory.
@@ -44,11 +44,6 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Transaction hash → encoded [`TxRecord`]: the merged index, in `index.redb`. Earlier
 /// versions kept it in `chain.redb` under the same name; it is moved on opening.
 pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
-
-/// In `index.redb`, "genesis" → the genesis hash of the chain the index is of. In
-/// `chain.redb` (whose own `meta` table this is), "index" → `[1]` once the chain has an
-/// index: an `index.redb` found empty then was lost, and is refused.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// (part, height) → encoded index entries (hash and [`TxRecord`]) of that block in that
 /// part, for the entries not yet merged: in `chain.redb`, written with the block.
