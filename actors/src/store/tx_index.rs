@@ -162,7 +162,7 @@ impl TxIndex {
             txn.open_table(TXS).db(&path)?;
         }
         txn.commit().db(&path)?;
-        move_index(chain, chain_path, &db, &path)?;
+        move_index(chain, chain_path, &db, &path, indexed)?;
         let parts = {
             let txn = chain.begin_read().db(chain_path)?;
             load(&txn.open_table(RECENT_TXS).db(chain_path)?)
@@ -408,14 +408,18 @@ fn load(
 
 /// Moves an index that earlier versions kept in the chain's database into `index`, in
 /// batches of [`MOVE_BATCH`] entries, then drops it from the chain and notes there that
-/// the chain has an index. A crash part way moves the same entries again on the next start.
+/// the chain has an index (unless `indexed` says it is noted and there was nothing to
+/// move: then the chain is not written). A crash part way moves the same entries again on
+/// the next start.
 fn move_index(
     chain: &Database,
     chain_path: &Path,
     index: &Database,
     index_path: &Path,
+    indexed: bool,
 ) -> Result<(), StoreError> {
     let mut after: Option<Vec<u8>> = None;
+    let mut found = false;
     loop {
         let txn = chain.begin_read().db(chain_path)?;
         let old = match txn.open_table(TXS) {
@@ -423,6 +427,7 @@ fn move_index(
             Err(redb::TableError::TableDoesNotExist(_)) => break,
             Err(e) => return Err(e).db(chain_path),
         };
+        found = true;
         if old.is_empty().db(chain_path)? {
             break;
         }
@@ -449,6 +454,9 @@ fn move_index(
         if moved < MOVE_BATCH {
             break;
         }
+    }
+    if indexed && !found {
+        return Ok(());
     }
     let txn = chain.begin_write().db(chain_path)?;
     txn.delete_table(TXS).db(chain_path)?;
