@@ -168,9 +168,14 @@ impl Metrics {
 
     /// Counts a transaction refused for `reason`.
     pub fn rejected(&self, reason: &'static str) {
+        self.rejected_many(reason, 1);
+    }
+
+    /// Counts `n` transactions refused for `reason` at once.
+    pub fn rejected_many(&self, reason: &'static str, n: usize) {
         self.mempool_rejections
             .get_or_create(&[("reason", reason)])
-            .inc();
+            .inc_by(n as u64);
     }
 
     /// Counts `bytes` of `traffic` (`consensus` or `gossip`) going `direction` (`in`/`out`).

@@ -1,7 +1,8 @@
 //! Mempool: admits transactions (from the admin port and from peers), gossips them, hands
 //! the leader batches, and forgets them once committed. The rules live in the pure
 //! `almagill::mempool::Pool`; this actor adds signatures checked off the actor thread and
-//! the messages to other actors.
+//! the messages to other actors, and stops listening for a while to a peer that gossips a
+//! transaction whose signature does not verify.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -11,12 +12,12 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient,
     ResponseFuture, WrapFuture,
 };
-use almagill::crypto::Hash;
+use almagill::crypto::{Address, Hash};
 use almagill::ledger::{Ledger, TxError};
 use almagill::mempool::{AdmitError, Full, Pool};
 use almagill::tx::{verify_signatures, Transaction, TxBody, VerifiedTxs};
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::admin::server::PIPELINED;
 use crate::metrics::Metrics;
@@ -57,6 +58,12 @@ pub struct Mempool {
     pub verified: Arc<VerifiedTxs>,
     /// Transactions waiting for their signature check.
     pub unchecked: Unchecked,
+    /// Peers whose gossip is ignored, until when: each sent a transaction whose signature
+    /// does not verify, which an honest node never does (it gossips only what it admitted,
+    /// after checking the signature under the same rule). Without this, one bad signature
+    /// per batch would make every batch be checked again one signature at a time. Only
+    /// validators hold sessions, so it holds at most one entry per validator.
+    pub muted: HashMap<Address, Instant>,
 }
 
 /// Transactions whose signatures are still to be checked, from clients and from peers, in
@@ -70,11 +77,18 @@ pub struct Unchecked {
     running: bool,
 }
 
-/// One transaction waiting for its check, and the client waiting for the answer (none for
-/// gossip, which has no one to answer).
+/// One transaction waiting for its check, and where it came from.
 struct Pending {
     tx: Transaction,
-    reply: Option<oneshot::Sender<Result<Hash, AdmitError>>>,
+    source: Source,
+}
+
+/// Where a transaction waiting for its check came from.
+enum Source {
+    /// A client, waiting for the answer.
+    Client(oneshot::Sender<Result<Hash, AdmitError>>),
+    /// A peer's gossip, which has no one to answer.
+    Peer(Address),
 }
 
 /// How long an admitted transaction may wait to be gossiped with others.
@@ -86,6 +100,8 @@ const CHECK_BATCH: usize = 1024;
 /// Most transactions waiting for their signature check: beyond it clients are told the
 /// mempool is full and gossip is dropped, so neither can queue unbounded work.
 const MAX_UNCHECKED: usize = 16 * CHECK_BATCH;
+/// How long a peer that gossiped a bad signature is not listened to.
+const MUTE_FOR: Duration = Duration::from_secs(60);
 
 impl Mempool {
     /// Admits one transaction and keeps the metrics.
@@ -186,12 +202,15 @@ impl Mempool {
             // A check that could not run (its thread panicked) admits nothing; its clients
             // are told to retry.
             for (pending, verified) in checked.unwrap_or_default() {
-                match pending.reply {
-                    Some(reply) => {
+                match pending.source {
+                    Source::Client(reply) => {
                         let _ = reply.send(mempool.admit_from_client(pending.tx, verified, ctx));
                     }
                     // A refusal is logged and counted by `admit`; gossip has no one to answer.
-                    None => {
+                    Source::Peer(peer) => {
+                        if !verified {
+                            mempool.mute(peer);
+                        }
                         let _ = mempool.admit(pending.tx, verified);
                     }
                 }
@@ -224,6 +243,39 @@ impl Mempool {
     }
 }
 
+/// The rejection reason counted for gossip from a muted peer.
+const MUTED: &str = "muted_peer";
+
+impl Mempool {
+    /// Stops listening to `peer`'s gossip for [`MUTE_FOR`], and drops what it sent that
+    /// still waits for its check.
+    fn mute(&mut self, peer: Address) {
+        if !self.is_muted(&peer) {
+            warn!(target: "mempool", peer = %peer.short(),
+                "gossiped a transaction whose signature does not verify; its gossip is ignored for {MUTE_FOR:?}");
+        }
+        self.muted.insert(peer, Instant::now() + MUTE_FOR);
+        let before = self.unchecked.queue.len();
+        self.unchecked
+            .queue
+            .retain(|p| !matches!(p.source, Source::Peer(from) if from == peer));
+        self.metrics
+            .rejected_many(MUTED, before - self.unchecked.queue.len());
+    }
+
+    /// Whether `peer`'s gossip is ignored now; forgets a mute that has run out.
+    fn is_muted(&mut self, peer: &Address) -> bool {
+        match self.muted.get(peer) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                self.muted.remove(peer);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 /// What a client waiting on a check that never ended is told.
 const RETRY: AdmitError = AdmitError::MempoolFull(Full::Checking);
 
@@ -238,7 +290,7 @@ impl Handler<Submit> for Mempool {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             tx: msg.0,
-            reply: Some(reply),
+            source: Source::Client(reply),
         };
         if !self.queue_check(pending) {
             self.metrics.rejected(RETRY.code());
@@ -253,16 +305,21 @@ impl Handler<PeerTxs> for Mempool {
     type Result = ();
 
     fn handle(&mut self, msg: PeerTxs, ctx: &mut Context<Self>) {
+        if self.is_muted(&msg.from) {
+            self.metrics.rejected_many(MUTED, msg.txs.len());
+            return;
+        }
         // Each transaction is verified once per node: held ones are dropped first.
         let pool = &self.pool;
         let fresh: Vec<Transaction> = msg
-            .0
+            .txs
             .into_iter()
             .filter(|tx| !pool.contains(&tx.hash()))
             .take(GOSSIP_BATCH)
             .collect();
         for tx in fresh {
-            if !self.queue_check(Pending { tx, reply: None }) {
+            let source = Source::Peer(msg.from);
+            if !self.queue_check(Pending { tx, source }) {
                 debug!(target: "mempool", "gossip dropped: too many transactions wait for their check");
                 break;
             }

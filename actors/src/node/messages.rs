@@ -45,7 +45,12 @@ pub struct Gossip(pub Vec<Transaction>);
 /// Transactions gossiped by a peer (PeerConnection → Mempool).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct PeerTxs(pub Vec<Transaction>);
+pub struct PeerTxs {
+    /// The validator that sent them (proven by the session).
+    pub from: Address,
+    /// The transactions.
+    pub txs: Vec<Transaction>,
+}
 
 /// The leader wants transactions (ConsensusEngine → Mempool).
 #[derive(Message)]

@@ -275,6 +275,7 @@ pub fn run(loaded: Loaded, state_sync: bool) -> Result<()> {
             to_gossip: Vec::new(),
             verified,
             unchecked: Default::default(),
+            muted: HashMap::new(),
         });
         state_ctx.run(StateActor {
             ledger,

@@ -147,7 +147,10 @@ impl PeerConnection {
                 from: self.peer,
                 message,
             }),
-            Wire::Txs(txs) => self.routes.txs.do_send(PeerTxs(txs)),
+            Wire::Txs(txs) => self.routes.txs.do_send(PeerTxs {
+                from: self.peer,
+                txs,
+            }),
             Wire::SyncRequest(request) => {
                 if self.replies_wait() {
                     return;

@@ -706,6 +706,42 @@ impl Net {
         wait_for(timeout, what, condition, || self.logs_tail(LOG_TAIL));
     }
 
+    // ----- metrics -----
+
+    /// `GET path` on node `i`'s metrics port (asking for OpenMetrics if `openmetrics`): the
+    /// status line and headers, and the body.
+    pub fn metrics_get(&self, i: usize, path: &str, openmetrics: bool) -> (String, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.ports.metrics(i)))
+            .unwrap_or_else(|e| self.fail(&format!("node{i}'s metrics port: {e}")));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("a timeout");
+        let accept = if openmetrics {
+            "Accept: application/openmetrics-text; version=1.0.0\r\n"
+        } else {
+            ""
+        };
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{accept}\r\n"
+        )
+        .expect("sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("an answer");
+        let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
+        (head.to_string(), body.to_string())
+    }
+
+    /// The value of `sample` (a name with its labels, as exposed) in node `i`'s metrics; 0
+    /// while it is not exposed (a labelled counter appears at its first increment).
+    pub fn metric(&self, i: usize, sample: &str) -> f64 {
+        let (_, body) = self.metrics_get(i, "/metrics", false);
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     // ----- admin -----
 
     /// Sends one line to node `i`'s admin port (over a cached connection) and returns the

@@ -1,14 +1,20 @@
 //! Hostile input on both ports of a node: the offending connection is refused or closed, and
-//! nothing else the node does is affected.
+//! nothing else the node does is affected. And a validator that gossips a forged signature:
+//! its gossip is ignored for a while.
 
+use std::fs;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use almagill::crypto::{Address, Keypair};
+use almagill::encoding;
+use almagill::tx::{Transaction, TxBody, TxKind};
+use almagill_node::node::wire::Wire;
 use serde_json::json;
 
 use crate::harness::{first_and_last_answer, read_until_closed, rng, Net, DEADLINE};
-use crate::peer_client::{connect, dial_with_proof};
+use crate::peer_client::{connect, dial_with_proof, LinkTo, ValidatorLink};
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
 
@@ -180,4 +186,75 @@ fn bad_input_is_refused_and_consensus_goes_on() {
         })
     });
     net.assert_same_chain(&ALL, h + 3);
+}
+
+/// A validator that gossips a transaction whose signature does not verify is not listened
+/// to for a while (an honest node gossips only what it checked). Over a session with node 0
+/// as validator 3 (whose node is not running): a transfer it gossips is admitted and
+/// committed, so the path works; then a forged transfer (counted as `invalid_signature`);
+/// then the next, valid, transfer it gossips is dropped (counted as `muted_peer`, and node 0
+/// does not hold it), while the same transfer submitted by a client is admitted and
+/// committed.
+#[test]
+fn a_validator_that_gossips_a_bad_signature_is_not_listened_to() {
+    let mut net = Net::create(4, None);
+    for i in 0..3 {
+        net.start(i);
+    }
+    net.wait_height(&[0, 1, 2], 2);
+    let key = |name: &str| {
+        let text = fs::read_to_string(net.dir().join(format!("keys/{name}.key"))).expect("a key");
+        Keypair::from_key_file(&text).expect("a key file")
+    };
+    let alice = key("alice");
+    let bob = Address::from_hex(&net.address_of("bob")).expect("bob's address");
+    let chain_id = net.genesis.chain_id.clone();
+    let transfer = |nonce: u64, signer: &Keypair| -> Transaction {
+        TxBody {
+            from: alice.address(),
+            nonce,
+            kind: TxKind::Transfer { to: bob, amount: 1 },
+        }
+        .sign(signer, &chain_id)
+    };
+    let mut link = ValidatorLink::open(LinkTo {
+        port: net.ports.peer(0),
+        node: Address::from_hex(&net.address(0)).expect("node0's address"),
+        key: key("node3"),
+        chain_id: chain_id.clone(),
+        genesis: net.genesis.hash(),
+    });
+
+    let first = transfer(0, &alice);
+    link.send(Wire::Txs(vec![first.clone()]));
+    net.wait_committed(0, &first.hash().to_string());
+
+    let forged = transfer(1, &Keypair::from_seed([7; 32]));
+    link.send(Wire::Txs(vec![forged]));
+    let refused = |reason: &str| {
+        net.metric(
+            0,
+            &format!("mempool_rejections_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    net.wait_until(DEADLINE, "node0 to refuse the forged transfer", || {
+        refused("invalid_signature") >= 1.0
+    });
+
+    let next = transfer(1, &alice);
+    let hash = next.hash().to_string();
+    link.send(Wire::Txs(vec![next.clone()]));
+    net.wait_until(
+        DEADLINE,
+        "node0 to drop the muted validator's gossip",
+        || refused("muted_peer") >= 1.0,
+    );
+    assert_eq!(net.err(0, &format!("TX {hash}")), "not_found");
+
+    let submitted = net.ok(
+        0,
+        &format!("SUBMIT {}", hex::encode(encoding::encode(&next))),
+    );
+    assert_eq!(submitted["tx"], hash.as_str(), "SUBMIT answers the hash");
+    net.wait_committed(0, &hash);
 }

@@ -27,7 +27,8 @@
 //! - `full_nodes`: a node with no stake at genesis, and a validator that unstakes, follow the
 //!   head as full nodes, across restarts.
 //! - `restarts`: the whole network stopped and started; a wiped node syncs and votes.
-//! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients.
+//! - `hostile`: bad bytes on the peer and admin ports, a thousand idle admin clients, a
+//!   validator gossiping a forged signature.
 //! - `peer_surface`: a stranger relaying handshakes, flooding the slots of unauthenticated
 //!   connections, announcing huge frames: no session, no validator kept out, no memory.
 //! - `metrics`: a real HTTP scrape of the metrics address; height and counters move.

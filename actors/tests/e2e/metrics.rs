@@ -1,37 +1,9 @@
 //! The metrics address end to end: a real HTTP scrape answers the exposition text, and the
 //! height and committed-transaction counters move as blocks commit.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use crate::harness::{str_field, Net, DEADLINE};
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
-
-/// `GET path` on node `i`'s metrics port (asking for OpenMetrics if `openmetrics`): the
-/// status line and headers, and the body.
-fn get(net: &Net, i: usize, path: &str, openmetrics: bool) -> (String, String) {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", net.ports.metrics(i))).expect("the metrics port");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("a timeout");
-    let accept = if openmetrics {
-        "Accept: application/openmetrics-text; version=1.0.0\r\n"
-    } else {
-        ""
-    };
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{accept}\r\n"
-    )
-    .expect("sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("an answer");
-    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
-    (head.to_string(), body.to_string())
-}
 
 /// The value of the sample `name` (no labels) in exposition text.
 fn sample(body: &str, name: &str) -> f64 {
@@ -45,7 +17,7 @@ fn sample(body: &str, name: &str) -> f64 {
 fn metrics_are_scraped_over_http_and_move() {
     let net = Net::launch(4);
     net.wait_height(&ALL, 2);
-    let (head, body) = get(&net, 0, "/metrics", true);
+    let (head, body) = net.metrics_get(0, "/metrics", true);
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(
         head.contains("Content-Type: application/openmetrics-text"),
@@ -53,7 +25,7 @@ fn metrics_are_scraped_over_http_and_move() {
     );
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     // Without asking: the classic text format, whose counters' HELP names the samples.
-    let (head, classic) = get(&net, 0, "/metrics", false);
+    let (head, classic) = net.metrics_get(0, "/metrics", false);
     assert!(
         head.contains("Content-Type: text/plain; version=0.0.4"),
         "{head}"
@@ -88,7 +60,7 @@ fn metrics_are_scraped_over_http_and_move() {
     assert_eq!(str_field(&done, "status"), "committed");
     let h = net.height(0);
     net.wait_height(&[0], h + 1);
-    let (_, after) = get(&net, 0, "/metrics", false);
+    let (_, after) = net.metrics_get(0, "/metrics", false);
     let (height2, txs2) = (
         sample(&after, "consensus_height"),
         sample(&after, "consensus_committed_transactions_total"),
@@ -102,6 +74,6 @@ fn metrics_are_scraped_over_http_and_move() {
     assert!(after.contains("p2p_bytes_total{direction=\"out\",traffic=\"consensus\"}"));
     assert!(after.contains("storage_fsync_seconds_count{log=\"votes\"}"));
 
-    let (head, _) = get(&net, 0, "/other", false);
+    let (head, _) = net.metrics_get(0, "/other", false);
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
