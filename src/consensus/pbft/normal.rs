@@ -10,6 +10,7 @@ use crate::tx::Transaction;
 
 use super::super::io::{BatchRequest, Record, Target, TimerKind};
 use super::super::message::Message;
+use super::super::votes::Tally;
 use super::{Mode, Pbft};
 
 /// How far ahead of this node's clock a proposal's timestamp may be. A leader's clock may
@@ -290,14 +291,18 @@ impl Pbft {
         let Some(slot) = self.slots.get(&height) else {
             return;
         };
-        let Some((digest, proposal)) = slot.proposal.clone() else {
+        // Called at every vote: the body is copied only when a certificate forms.
+        let Some((digest, proposal)) = slot.proposal.as_ref() else {
             return;
         };
+        let digest = *digest;
+        let quorum = |tally: &Tally| validators.is_quorum(tally.weight(&digest, &validators));
         let prepared_here = slot
             .prepared
             .as_ref()
             .is_some_and(|(c, _)| c.payload.view == view);
-        if !prepared_here && validators.is_quorum(slot.prepares.weight(&digest, &validators)) {
+        if !prepared_here && quorum(&slot.prepares) {
+            let proposal = proposal.clone();
             let target = VoteTarget {
                 phase: Phase::Prepare,
                 height,
@@ -316,16 +321,17 @@ impl Pbft {
                 self.actions.persist.push(Record::Committed {
                     vote: vote.clone(),
                     certificate,
-                    proposal: proposal.clone(),
+                    proposal,
                 });
                 self.send(Target::All, Message::Vote(vote));
             }
         }
         let slot = self.slots.entry(height).or_default();
         // A commit quorum alone proves more than two thirds prepared, so it is enough.
-        if slot.committed.is_none()
-            && validators.is_quorum(slot.commits.weight(&digest, &validators))
-        {
+        if slot.committed.is_none() && quorum(&slot.commits) {
+            let Some((_, proposal)) = slot.proposal.clone() else {
+                return;
+            };
             let target = VoteTarget {
                 phase: Phase::Commit,
                 height,
