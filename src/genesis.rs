@@ -47,7 +47,9 @@ pub struct ConsensusParams {
     /// How long a view may go without progress before validators move to the next leader;
     /// doubles with each failed view in a row.
     pub view_timeout_ms: u64,
-    /// The pause between a leader's proposals when there is nothing to wait for.
+    /// With proposals in flight, how long after the last one a leader waits before
+    /// proposing what waits, unless a full block waits (that goes at once): the bound on
+    /// batching delay.
     pub block_interval_ms: u64,
     /// With no transactions waiting, the least time between a block and the empty block
     /// after it, so that an idle chain does not grow a block every `block_interval_ms`.

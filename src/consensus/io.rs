@@ -49,8 +49,12 @@ pub enum Input {
         /// Transactions that passed the stateless checks, in the order to propose them.
         txs: Vec<Transaction>,
     },
-    /// The mempool has admitted transactions: a leader waiting to ask it again may ask now.
-    TxsWaiting,
+    /// The mempool has admitted transactions: a leader waiting to ask it again may ask now,
+    /// and one with proposals in flight proposes at once if a full block waits beyond them.
+    TxsWaiting {
+        /// How many transactions the mempool holds now (those in proposals in flight too).
+        pending: usize,
+    },
     /// A committed block has been executed.
     Executed {
         /// Its height.

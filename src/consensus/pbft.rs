@@ -169,8 +169,11 @@ pub struct Pbft {
     verified: BTreeMap<Hash, u64>,
     /// The highest height with a proposal in the current round (or committed).
     proposed_to: u64,
-    /// When that proposal was accepted: the next leader waits a block interval after it.
+    /// When that proposal was accepted: the next leader waits a block interval after it,
+    /// unless a full block waits.
     last_proposal_at: u64,
+    /// How many transactions the mempool held at its last word (`Input::TxsWaiting`).
+    mempool_pending: usize,
     /// The height (and round) a batch was requested for.
     pending_batch: Option<(u64, u64)>,
     /// When the propose timer is due, if set.
@@ -246,6 +249,7 @@ impl Pbft {
             verified: BTreeMap::new(),
             proposed_to: restored.committed,
             last_proposal_at: now,
+            mempool_pending: 0,
             pending_batch: None,
             propose_due: None,
             next_poll_at: now,
@@ -342,7 +346,10 @@ impl Pbft {
                 next_validators,
             } => self.on_executed(height, state_root, next_validators),
             Input::Synced { from, blocks } => self.on_synced(from, blocks),
-            Input::TxsWaiting => self.next_poll_at = self.next_poll_at.min(now),
+            Input::TxsWaiting { pending } => {
+                self.next_poll_at = self.next_poll_at.min(now);
+                self.mempool_pending = pending;
+            }
         }
         self.maybe_propose();
         std::mem::take(&mut self.actions)

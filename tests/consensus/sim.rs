@@ -619,7 +619,8 @@ impl World {
         }
         for i in told {
             if self.nodes[i].alive {
-                self.input(i, self.now, Input::TxsWaiting);
+                let pending = self.nodes[i].mempool.len();
+                self.input(i, self.now, Input::TxsWaiting { pending });
             }
         }
     }

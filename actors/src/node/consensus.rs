@@ -284,8 +284,9 @@ impl Handler<Batch> for ConsensusEngine {
 impl Handler<TxsWaiting> for ConsensusEngine {
     type Result = ();
 
-    fn handle(&mut self, _: TxsWaiting, ctx: &mut Context<Self>) {
-        self.step(Input::TxsWaiting, ctx);
+    fn handle(&mut self, msg: TxsWaiting, ctx: &mut Context<Self>) {
+        let pending = msg.pending;
+        self.step(Input::TxsWaiting { pending }, ctx);
     }
 }
 

@@ -127,7 +127,8 @@ impl Mempool {
             self.hint_due = true;
             ctx.run_later(Duration::ZERO, |mempool, _| {
                 mempool.hint_due = false;
-                mempool.waiting.do_send(TxsWaiting);
+                let pending = mempool.pool.len();
+                mempool.waiting.do_send(TxsWaiting { pending });
             });
         }
     }

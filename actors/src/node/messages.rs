@@ -71,7 +71,10 @@ pub struct Batch {
 /// (Mempool → ConsensusEngine).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TxsWaiting;
+pub struct TxsWaiting {
+    /// How many transactions the mempool holds.
+    pub pending: usize,
+}
 
 /// A committed block to execute, in order (ConsensusEngine → StateActor).
 #[derive(Message)]

@@ -402,10 +402,12 @@ impl Pbft {
         }
         // With nothing in flight, a proposal goes as soon as transactions wait and the
         // block below is MIN_BLOCK_GAP_MS old (never more than that from now, whatever the
-        // stamp of the block below says); with proposals in flight, a block interval after
-        // the last one (batching).
+        // stamp of the block below says); with proposals in flight, at once if a full block
+        // waits beyond them, else a block interval after the last one (batching).
         let in_flight = self.proposed_to > self.committed;
-        let due = if in_flight {
+        let due = if in_flight && self.full_block_waits() {
+            self.now
+        } else if in_flight {
             self.last_proposal_at
                 .saturating_add(self.cfg.params.block_interval_ms)
         } else {
@@ -440,6 +442,22 @@ impl Pbft {
             exclude,
             committed,
         });
+    }
+
+    /// Whether the mempool, at its last word, held a full block beyond the transactions of
+    /// the proposals in flight. Under a backlog the leader then fills the window with full
+    /// blocks instead of one per block interval, which would cap throughput at
+    /// `max_block_txs` per interval once rounds take longer than that. A stale count costs
+    /// only a block proposed before it is full.
+    fn full_block_waits(&self) -> bool {
+        let in_flight: usize = self
+            .slots
+            .range(self.committed + 1..)
+            .filter_map(|(_, s)| s.proposal.as_ref())
+            .map(|(_, p)| p.txs.len())
+            .sum();
+        let max = self.cfg.params.max_block_txs as usize;
+        self.mempool_pending >= in_flight.saturating_add(max)
     }
 
     pub(super) fn on_batch(&mut self, height: u64, mut txs: Vec<Transaction>) {
