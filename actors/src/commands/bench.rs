@@ -961,8 +961,11 @@ fn drive(
                 order.push_back(i);
             }
         }
-        writer.write_all(batch.as_bytes())?;
+        // Stamped before the write: when the node reads slower than the client offers, the
+        // write blocks, and that wait is part of the transfers' latency (stamped after it,
+        // a transfer could show as committed before it was sent).
         let at = Instant::now();
+        writer.write_all(batch.as_bytes())?;
         for i in again.iter().copied().chain(fresh.clone()) {
             last_sent[i] = Some(at);
         }
