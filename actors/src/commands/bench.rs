@@ -543,12 +543,14 @@ impl Admin {
         self.reader
             .get_mut()
             .write_all(format!("{line}\n").as_bytes())?;
-        self.answer(line)
+        self.answer(line)?
     }
 
     /// Sends `lines` in one write, then reads their answers in order, calling `each` with
-    /// each as it arrives: one round trip for all of them, not one each.
-    fn pipeline(&mut self, lines: &[String], mut each: impl FnMut(Result<Value>)) -> Result<()> {
+    /// each `OK` answer as it arrives (an `ERR` is skipped): one round trip for all of them,
+    /// not one each. A failed read or write ends it with an error; the connection is then
+    /// out of step and must be replaced.
+    fn pipeline(&mut self, lines: &[String], mut each: impl FnMut(Value)) -> Result<()> {
         let mut out = String::new();
         for line in lines {
             out.push_str(line);
@@ -556,19 +558,25 @@ impl Admin {
         }
         self.reader.get_mut().write_all(out.as_bytes())?;
         for line in lines {
-            each(self.answer(line));
+            match self.answer(line)? {
+                Ok(value) => each(value),
+                Err(_) => continue,
+            }
         }
         Ok(())
     }
 
-    /// Reads the answer to `line`: its JSON if `OK`.
-    fn answer(&mut self, line: &str) -> Result<Value> {
+    /// Reads the answer to `line`: its JSON if `OK`, the error if `ERR`; reading failing or
+    /// the connection closing is the outer error.
+    fn answer(&mut self, line: &str) -> Result<Result<Value>> {
         let mut answer = String::new();
-        self.reader.read_line(&mut answer)?;
-        let json = answer
-            .strip_prefix("OK ")
-            .ok_or_else(|| anyhow!("`{line}`: {}", answer.trim_end()))?;
-        Ok(serde_json::from_str(json)?)
+        if self.reader.read_line(&mut answer)? == 0 {
+            bail!("`{line}`: the connection closed");
+        }
+        Ok(match answer.strip_prefix("OK ") {
+            Some(json) => serde_json::from_str(json).map_err(Into::into),
+            None => Err(anyhow!("`{line}`: {}", answer.trim_end())),
+        })
     }
 }
 
@@ -1020,7 +1028,6 @@ fn watch(address: SocketAddr, stop: &AtomicBool, committed: &Mutex<HashMap<Hash,
             .map(|h| format!("BLOCK {h}"))
             .collect();
         let read = admin.pipeline(&lines, |block| {
-            let Ok(block) = block else { return };
             let at = Instant::now();
             let mut map = committed.lock().unwrap_or_else(PoisonError::into_inner);
             for tx in block["txs"].as_array().into_iter().flatten() {
@@ -1030,7 +1037,12 @@ fn watch(address: SocketAddr, stop: &AtomicBool, committed: &Mutex<HashMap<Hash,
             }
         });
         if read.is_err() {
-            return;
+            // Out of step: a new connection asks again from the first height not read.
+            match Admin::connect(address) {
+                Ok(fresh) => admin = fresh,
+                Err(_) => return,
+            }
+            continue;
         }
         seen += lines.len() as u64;
         if seen >= height {

@@ -249,13 +249,17 @@ const MUTED: &str = "muted_peer";
 
 impl Mempool {
     /// Stops listening to `peer`'s gossip for [`MUTE_FOR`], and drops what it sent that
-    /// still waits for its check.
+    /// still waits for its check (once: a peer muted already just stays muted longer).
     fn mute(&mut self, peer: Address) {
-        if !self.is_muted(&peer) {
-            warn!(target: "mempool", peer = %peer.short(),
-                "gossiped a transaction whose signature does not verify; its gossip is ignored for {MUTE_FOR:?}");
+        let now = Instant::now();
+        let newly = !self.is_muted(&peer);
+        self.muted.retain(|_, until| *until > now);
+        self.muted.insert(peer, now + MUTE_FOR);
+        if !newly {
+            return;
         }
-        self.muted.insert(peer, Instant::now() + MUTE_FOR);
+        warn!(target: "mempool", peer = %peer.short(),
+            "gossiped a transaction whose signature does not verify; its gossip is ignored for {MUTE_FOR:?}");
         let before = self.unchecked.queue.len();
         self.unchecked
             .queue
@@ -346,7 +350,7 @@ impl Handler<RequestBatch> for Mempool {
 impl Handler<Committed> for Mempool {
     type Result = ();
 
-    fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         if let Err(e) = self.ledger.apply_block(&msg.block) {
             tracing::error!(target: "mempool", "its copy of the state is out of step: {e}");
         }
@@ -361,6 +365,10 @@ impl Handler<Committed> for Mempool {
         let pool = &self.pool;
         self.admitted_at.retain(|hash, _| pool.contains(hash));
         self.gauges();
+        // The count consensus holds went stale with the commit (see `full_block_waits`).
+        if !self.pool.is_empty() {
+            self.hint(ctx);
+        }
     }
 }
 
