@@ -285,8 +285,12 @@ impl Handler<TxsWaiting> for ConsensusEngine {
     type Result = ();
 
     fn handle(&mut self, msg: TxsWaiting, ctx: &mut Context<Self>) {
-        let pending = msg.pending;
-        self.step(Input::TxsWaiting { pending }, ctx);
+        self.step(
+            Input::TxsWaiting {
+                pending: msg.pending,
+            },
+            ctx,
+        );
     }
 }
 

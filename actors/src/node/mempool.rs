@@ -252,9 +252,8 @@ impl Mempool {
     /// still waits for its check (once: a peer muted already just stays muted longer).
     fn mute(&mut self, peer: Address) {
         let now = Instant::now();
-        let newly = !self.is_muted(&peer);
         self.muted.retain(|_, until| *until > now);
-        self.muted.insert(peer, now + MUTE_FOR);
+        let newly = self.muted.insert(peer, now + MUTE_FOR).is_none();
         if !newly {
             return;
         }

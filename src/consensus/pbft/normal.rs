@@ -425,9 +425,7 @@ impl Pbft {
         }
         self.pending_batch = Some((height, self.round));
         let exclude = self
-            .slots
-            .range(self.committed + 1..)
-            .filter_map(|(_, s)| s.proposal.as_ref().map(|(_, p)| p))
+            .in_flight()
             .flat_map(|p| p.txs.iter().map(Transaction::hash))
             .collect();
         let committed = self
@@ -450,14 +448,16 @@ impl Pbft {
     /// `max_block_txs` per interval once rounds take longer than that. A stale count costs
     /// only a block proposed before it is full.
     fn full_block_waits(&self) -> bool {
-        let in_flight: usize = self
-            .slots
-            .range(self.committed + 1..)
-            .filter_map(|(_, s)| s.proposal.as_ref())
-            .map(|(_, p)| p.txs.len())
-            .sum();
+        let in_flight: usize = self.in_flight().map(|p| p.txs.len()).sum();
         let max = self.cfg.params.max_block_txs as usize;
         self.mempool_pending >= in_flight.saturating_add(max)
+    }
+
+    /// The proposals held for heights above the committed one: the blocks in flight.
+    fn in_flight(&self) -> impl Iterator<Item = &Proposal> {
+        self.slots
+            .range(self.committed + 1..)
+            .filter_map(|(_, s)| s.proposal.as_ref().map(|(_, p)| p))
     }
 
     pub(super) fn on_batch(&mut self, height: u64, mut txs: Vec<Transaction>) {
