@@ -195,6 +195,9 @@ fn bad_input_is_refused_and_consensus_goes_on() {
 /// then the next, valid, transfer it gossips is dropped (counted as `muted_peer`, and node 0
 /// does not hold it), while the same transfer submitted by a client is admitted and
 /// committed.
+///
+/// Mutation caught: the mempool not calling `mute` on a gossiped bad signature — the wait
+/// for `muted_peer` times out (the next gossiped transfer is admitted).
 #[test]
 fn a_validator_that_gossips_a_bad_signature_is_not_listened_to() {
     let mut net = Net::create(4, None);
