@@ -32,6 +32,8 @@ use crate::encoding;
 use crate::ledger::{check_stake, Account, Ledger, TxError};
 use crate::tx::{Transaction, TxFormatError, TxKind};
 
+mod commit;
+
 /// How many committed transaction hashes the pool remembers, so that a replay arriving just
 /// after its commit is refused as `duplicate` rather than only as a stale nonce.
 pub const RECENT_COMMITTED: usize = 100_000;
@@ -428,86 +430,6 @@ impl Pool {
         batch
     }
 
-    /// Brings the pool up to date after blocks commit: `committed` are their transactions
-    /// and `ledger` the state after them. Committed transactions leave the pool and those
-    /// whose nonce the ledger consumed are remembered as recently committed. (One that failed
-    /// without consuming its nonce is not, so its sender may submit it again.) One that
-    /// failed ahead of its turn (its nonce is above the sender's next: a block before it,
-    /// holding the sender's earlier nonces, was replaced at a view change) stays, to be
-    /// proposed again once those commit; its client was told it was admitted and will not
-    /// send it again. Every other pending transaction is checked again against the new
-    /// state, in order; one whose earlier nonces are gone waits for them (as a transaction
-    /// from gossip would), and those that no longer apply (stale nonce, funds gone, account
-    /// created by someone else) are dropped. Waiting transactions whose nonce is now used,
-    /// or that waited longer than [`Limits::future_ttl_ms`] by `now_ms`, are dropped; the
-    /// rest are promoted if their turn came.
-    pub fn on_commit(&mut self, committed: &[Transaction], ledger: &Ledger, now_ms: u64) {
-        let mut committed_hashes = HashSet::with_capacity(committed.len());
-        for tx in committed {
-            let next = ledger.account(&tx.body().from).map(|a| a.nonce);
-            if next.is_some_and(|next| next < tx.body().nonce) {
-                continue;
-            }
-            let hash = tx.hash();
-            committed_hashes.insert(hash);
-            if next.is_some_and(|next| next > tx.body().nonce) {
-                self.remember(hash);
-            }
-        }
-        let old = std::mem::take(&mut self.pending);
-        self.by_hash.clear();
-        self.senders.clear();
-        self.created.clear();
-        self.by_count.clear();
-        self.bytes = 0;
-        self.next_seq = 0;
-        self.in_flight.retain(|h| !committed_hashes.contains(h));
-        let ttl = self.limits.future_ttl_ms;
-        let waiting = std::mem::take(&mut self.future);
-        self.future_hashes.clear();
-        for ((sender, nonce), w) in waiting {
-            let used = ledger.account(&sender).is_none_or(|a| a.nonce > nonce);
-            if used || now_ms.saturating_sub(w.arrived_ms) > ttl {
-                continue;
-            }
-            self.bytes += w.entry.size;
-            self.future_hashes.insert(w.entry.hash);
-            self.future.insert((sender, nonce), w);
-        }
-        for entry in old.into_values() {
-            if committed_hashes.contains(&entry.hash) || self.recent_set.contains(&entry.hash) {
-                continue;
-            }
-            // A refusal drops the transaction: that is the point of checking again.
-            let nonce = entry.tx.body().nonce;
-            match self.next_nonce(&entry.tx.body().from, ledger) {
-                Some(next) if nonce > next && nonce - next <= FUTURE_WINDOW => {
-                    let _ = self.wait(entry, now_ms);
-                }
-                _ => {
-                    let _ = self.admit_checked(entry, ledger);
-                }
-            }
-        }
-        let senders: BTreeSet<Address> = self.future.keys().map(|(a, _)| *a).collect();
-        for sender in senders {
-            self.promote(sender, ledger);
-        }
-    }
-
-    /// Adds a committed hash to the bounded memory of recent commits.
-    fn remember(&mut self, hash: Hash) {
-        if !self.recent_set.insert(hash) {
-            return;
-        }
-        self.recent.push_back(hash);
-        while self.recent.len() > RECENT_COMMITTED {
-            if let Some(old) = self.recent.pop_front() {
-                self.recent_set.remove(&old);
-            }
-        }
-    }
-
     /// The state checks and the limits, then the insertion; nothing changes on a refusal.
     fn admit_checked(&mut self, entry: Entry, ledger: &Ledger) -> Result<(), AdmitError> {
         let delta = self.check_state(&entry.tx, ledger)?;
@@ -594,25 +516,41 @@ impl Pool {
             bytes -= size;
         }
         for sender in victims {
-            self.evict_last(sender);
+            if let Some(&seq) = self.senders.get(&sender).and_then(|s| s.seqs.back()) {
+                self.remove_pending(seq);
+            }
         }
         Ok(())
     }
 
-    /// Drops `sender`'s highest pending nonce and takes it out of the sender's sums.
-    fn evict_last(&mut self, sender: Address) {
-        let Some(state) = self.senders.get_mut(&sender) else {
-            return;
-        };
-        let Some(seq) = state.seqs.pop_back() else {
-            return;
-        };
-        self.by_count.remove(&(state.seqs.len() + 1, sender));
+    /// Takes pending transaction `seq` out of the pool and out of its sender's sums; it must
+    /// be its sender's first or last (a commit takes the first, a push-out the last).
+    fn remove_pending(&mut self, seq: u64) {
         let Some(entry) = self.pending.remove(&seq) else {
             return;
         };
-        let amount = entry.tx.body().kind.amount();
-        match entry.tx.body().kind {
+        self.by_hash.remove(&entry.hash);
+        self.bytes -= entry.size;
+        let body = entry.tx.body();
+        if let TxKind::CreateAccount { new_account, .. } = body.kind {
+            if let Some(count) = self.created.get_mut(&new_account) {
+                *count -= 1;
+                if *count == 0 {
+                    self.created.remove(&new_account);
+                }
+            }
+        }
+        let Some(state) = self.senders.get_mut(&body.from) else {
+            return;
+        };
+        self.by_count.remove(&(state.seqs.len(), body.from));
+        if state.seqs.front() == Some(&seq) {
+            state.seqs.pop_front();
+        } else if state.seqs.back() == Some(&seq) {
+            state.seqs.pop_back();
+        }
+        let amount = body.kind.amount();
+        match body.kind {
             TxKind::Transfer { .. } | TxKind::CreateAccount { .. } => {
                 state.spent = state.spent.saturating_sub(amount);
             }
@@ -623,12 +561,10 @@ impl Pool {
             TxKind::Unstake { .. } => state.unstaked = state.unstaked.saturating_sub(amount),
         }
         if state.seqs.is_empty() {
-            self.senders.remove(&sender);
+            self.senders.remove(&body.from);
         } else {
-            self.by_count.insert((state.seqs.len(), sender));
+            self.by_count.insert((state.seqs.len(), body.from));
         }
-        self.by_hash.remove(&entry.hash);
-        self.bytes -= entry.size;
     }
 
     /// Checks `tx` against committed state plus its sender's pending transactions, the way
