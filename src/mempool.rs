@@ -544,9 +544,17 @@ impl Pool {
             return;
         };
         self.by_count.remove(&(state.seqs.len(), body.from));
-        if state.seqs.front() == Some(&seq) {
+        let (first, last) = (
+            state.seqs.front() == Some(&seq),
+            state.seqs.back() == Some(&seq),
+        );
+        debug_assert!(
+            first || last,
+            "a pending transaction leaves from either end"
+        );
+        if first {
             state.seqs.pop_front();
-        } else if state.seqs.back() == Some(&seq) {
+        } else if last {
             state.seqs.pop_back();
         }
         let amount = body.kind.amount();

@@ -168,14 +168,17 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::amount::Amount;
     use crate::crypto::Keypair;
     use crate::genesis::{ConsensusParams, Genesis, GenesisAccount};
     use crate::mempool::Limits;
     use crate::tx::TxBody;
 
     const CHAIN: &str = "commit-test";
-    const MIN_STAKE: u128 = 1_000;
+    const MIN_STAKE: Amount = 1_000;
 
     fn key(seed: u8) -> Keypair {
         Keypair::from_seed([seed; 32])
@@ -190,6 +193,10 @@ mod tests {
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0 % n
+        }
+
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[self.roll(from.len() as u64) as usize]
         }
     }
 
@@ -206,8 +213,7 @@ mod tests {
         senders.sort();
         let mut created: Vec<_> = pool.created.iter().collect();
         created.sort();
-        let mut by_count: Vec<_> = pool.by_count.iter().collect();
-        by_count.sort();
+        let by_count: Vec<_> = pool.by_count.iter().collect();
         let order: Vec<Hash> = pool.pending.values().map(|e| e.hash).collect();
         let waiting: Vec<_> = pool
             .future
@@ -216,21 +222,78 @@ mod tests {
             .collect();
         let mut in_flight: Vec<_> = pool.in_flight.iter().collect();
         in_flight.sort();
-        assert_eq!(pool.by_hash.len(), pool.pending.len());
-        assert_eq!(pool.future_hashes.len(), pool.future.len());
         format!(
             "{order:?}\n{senders:?}\n{created:?}\n{by_count:?}\n{waiting:?}\n{in_flight:?}\n{} {:?}",
             pool.bytes, pool.recent
         )
     }
 
+    /// What every field of the pool must agree on, derived again from the transactions.
+    fn assert_consistent(pool: &Pool) {
+        let by_hash: HashMap<Hash, u64> = pool.pending.iter().map(|(q, e)| (e.hash, *q)).collect();
+        assert_eq!(pool.by_hash, by_hash);
+        let waiting: HashSet<Hash> = pool.future.values().map(|w| w.entry.hash).collect();
+        assert_eq!(pool.future_hashes, waiting);
+        let bytes: usize = pool.pending.values().map(|e| e.size).sum::<usize>()
+            + pool.future.values().map(|w| w.entry.size).sum::<usize>();
+        assert_eq!(pool.bytes, bytes);
+        assert_eq!(pool.recent_set, pool.recent.iter().copied().collect());
+        let mut created: HashMap<Address, usize> = HashMap::new();
+        let mut sums: HashMap<Address, (Vec<u64>, Amount, Amount, Amount)> = HashMap::new();
+        for (seq, entry) in &pool.pending {
+            let body = entry.tx.body();
+            let sum = sums.entry(body.from).or_default();
+            sum.0.push(*seq);
+            let amount = body.kind.amount();
+            match body.kind {
+                TxKind::Transfer { .. } => sum.1 += amount,
+                TxKind::CreateAccount { new_account, .. } => {
+                    sum.1 += amount;
+                    *created.entry(new_account).or_default() += 1;
+                }
+                TxKind::Stake { .. } => {
+                    sum.1 += amount;
+                    sum.2 += amount;
+                }
+                TxKind::Unstake { .. } => sum.3 += amount,
+            }
+        }
+        assert_eq!(pool.created, created);
+        let held: HashMap<Address, (Vec<u64>, Amount, Amount, Amount)> = pool
+            .senders
+            .iter()
+            .map(|(a, s)| {
+                (
+                    *a,
+                    (
+                        s.seqs.iter().copied().collect(),
+                        s.spent,
+                        s.staked,
+                        s.unstaked,
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(held, sums);
+        let counts: BTreeSet<(usize, Address)> = pool
+            .senders
+            .iter()
+            .map(|(a, s)| (s.seqs.len(), *a))
+            .collect();
+        assert_eq!(pool.by_count, counts);
+    }
+
     /// Random admissions and commits (the pool's own batches, in its order or another
-    /// leader's, with others' transactions that conflict with what it holds, failures,
-    /// creations of accounts it expects to be created): after each commit the quick way
-    /// leaves exactly what a full re-check does.
+    /// leader's, with others' transactions that conflict with what it holds, duplicates,
+    /// failures, creations of accounts it expects to be created, stakes and unstakes, a pool
+    /// full enough to push transactions out, waiting transactions that expire or whose
+    /// nonce a block uses): after each commit the quick way leaves exactly what a full
+    /// re-check does, both for this commit and over the whole run (a pool that always
+    /// re-checks runs beside it), and every field of the pool agrees with its transactions.
     /// Mutations caught: `commits_in_order` without its final nonce check (the quick way
     /// then keeps a sender's transactions after one of its committed ones failed), or
-    /// without its check of other senders' creations.
+    /// without its check of other senders' creations; the quick way without
+    /// `refresh_waiting`; `remove_pending` not taking an unstake out of its sender's sums.
     #[test]
     fn the_quick_way_leaves_what_a_full_recheck_leaves() {
         let seeds: Vec<u8> = (1..=6).collect();
@@ -239,8 +302,8 @@ mod tests {
             .map(|&s| GenesisAccount {
                 name: format!("a{s}"),
                 address: key(s).address(),
-                balance: 60,
-                stake: if s == 1 { MIN_STAKE } else { 0 },
+                balance: 4_000,
+                stake: if s <= 2 { 2 * MIN_STAKE } else { 0 },
             })
             .collect();
         let genesis = Genesis {
@@ -251,41 +314,48 @@ mod tests {
             consensus: ConsensusParams::default(),
             accounts,
         };
+        let limits = Limits {
+            max_txs: 12,
+            max_future: 6,
+            future_ttl_ms: 1_500,
+            ..Limits::default()
+        };
         let (mut quick_commits, mut commits) = (0, 0);
         for run in 0..300u64 {
             let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (run + 1));
             let mut ledger = Ledger::from_genesis(&genesis);
-            let limits = Limits {
-                max_txs: 24,
-                max_future: 6,
-                ..Limits::default()
-            };
             let mut pool = Pool::new(limits);
+            let mut always = Pool::new(limits);
             let mut now = 0;
             for _ in 0..60 {
                 now += dice.roll(400);
-                let from = seeds[dice.roll(6) as usize];
+                // One sender makes half the draws, so that the pool fills and pushes out.
+                let from = if dice.roll(2) == 0 {
+                    1
+                } else {
+                    dice.pick(&seeds)
+                };
                 let next = ledger.account(&key(from).address()).map_or(0, |a| a.nonce);
                 let held = pool.pending_count(&key(from).address()) as u64;
                 let target = key(7 + dice.roll(3) as u8).address();
                 let kind = match dice.roll(6) {
                     0 => TxKind::CreateAccount {
                         new_account: target,
-                        amount: 1 + u128::from(dice.roll(5)),
+                        amount: 1 + Amount::from(dice.roll(5)),
                     },
                     1 => TxKind::Stake {
-                        amount: u128::from(dice.roll(3)) * MIN_STAKE / 2 + 1,
+                        amount: dice.pick(&[1, 500, 1_000, 1_500]),
                     },
                     2 => TxKind::Unstake {
-                        amount: 1 + u128::from(dice.roll(MIN_STAKE as u64)),
+                        amount: dice.pick(&[1, 500, 1_000, 1_001, 2_000]),
                     },
                     3 => TxKind::Transfer {
                         to: target,
-                        amount: 1 + u128::from(dice.roll(20)),
+                        amount: 1 + Amount::from(dice.roll(20)),
                     },
                     _ => TxKind::Transfer {
-                        to: key(seeds[dice.roll(6) as usize]).address(),
-                        amount: 1 + u128::from(dice.roll(30)),
+                        to: key(dice.pick(&seeds)).address(),
+                        amount: 1 + Amount::from(dice.roll(900)),
                     },
                 };
                 let nonce = match dice.roll(5) {
@@ -300,22 +370,29 @@ mod tests {
                 };
                 let tx = body.sign(&key(from), CHAIN);
                 if dice.roll(3) > 0 {
-                    let _ = pool.admit(tx, true, &ledger, now);
+                    let admitted = pool.admit(tx.clone(), true, &ledger, now);
+                    assert_eq!(always.admit(tx, true, &ledger, now), admitted);
+                    assert_consistent(&pool);
                     continue;
                 }
                 // A block: some of what the pool would propose, maybe with this transaction
-                // (admitted elsewhere) before or after it.
+                // (admitted elsewhere) before or after it, maybe twice the first one.
                 let all = pool.batch(usize::MAX, &HashSet::new(), &HashSet::new());
                 let exclude: HashSet<Hash> = all
                     .iter()
                     .filter(|_| dice.roll(5) == 0)
                     .map(Transaction::hash)
                     .collect();
-                let mut block = pool.propose(1 + dice.roll(8) as usize, &exclude, &HashSet::new());
+                let max = 1 + dice.roll(6) as usize;
+                let mut block = pool.propose(max, &exclude, &HashSet::new());
+                assert_eq!(always.propose(max, &exclude, &HashSet::new()), block);
                 match dice.roll(4) {
                     0 => block.insert(0, tx),
                     1 => block.push(tx),
                     _ => {}
+                }
+                if dice.roll(6) == 0 {
+                    block.extend(block.first().cloned());
                 }
                 if dice.roll(3) == 0 {
                     // Another leader's order: each sender's nonces in turn, senders by
@@ -327,11 +404,14 @@ mod tests {
                 }
                 let mut reference = pool.clone();
                 reference.commit(&block, &ledger, now, false);
+                always.commit(&block, &ledger, now, false);
                 let hashes: Vec<Hash> = block.iter().map(Transaction::hash).collect();
                 quick_commits += usize::from(pool.commits_in_order(&block, &hashes, &ledger));
                 commits += 1;
                 pool.on_commit(&block, &ledger, now);
+                assert_consistent(&pool);
                 assert_eq!(contents(&pool), contents(&reference), "run {run}");
+                assert_eq!(contents(&pool), contents(&always), "run {run}");
             }
         }
         eprintln!("{quick_commits} of {commits} commits took the quick way");
