@@ -900,8 +900,8 @@ fn drive(plan: Drive, sent: &Sent, committed: &Mutex<HashMap<Hash, Instant>>) ->
                     .pop_front();
                 if let Some(error) = answer.strip_prefix("ERR ") {
                     let code = error.split_whitespace().next().unwrap_or("").to_string();
-                    let retried = code == "mempool_full" || code == "bad_nonce";
-                    match (retried, i) {
+                    let retry_later = code == "mempool_full" || code == "bad_nonce";
+                    match (retry_later, i) {
                         (true, Some(i)) => {
                             let again = Instant::now() + RETRY_AFTER;
                             retry
