@@ -50,13 +50,13 @@ impl Pool {
             }
         }
         self.in_flight.retain(|h| !committed_hashes.contains(h));
+        self.refresh_waiting(ledger, now_ms);
         if quick && self.commits_in_order(committed, &hashes, ledger) {
             for hash in &hashes {
                 if let Some(seq) = self.by_hash.get(hash).copied() {
                     self.remove_pending(seq);
                 }
             }
-            self.refresh_waiting(ledger, now_ms);
         } else {
             self.recheck(&committed_hashes, ledger, now_ms);
         }
@@ -106,7 +106,7 @@ impl Pool {
     }
 
     /// Checks every pending transaction again against `ledger`, in admission order, leaving
-    /// out `committed` and the recently committed.
+    /// out `committed` and the recently committed (the waiting ones were refreshed already).
     fn recheck(&mut self, committed: &HashSet<Hash>, ledger: &Ledger, now_ms: u64) {
         let old = std::mem::take(&mut self.pending);
         self.by_hash.clear();
@@ -115,7 +115,6 @@ impl Pool {
         self.by_count.clear();
         self.bytes = self.future.values().map(|w| w.entry.size).sum();
         self.next_seq = 0;
-        self.refresh_waiting(ledger, now_ms);
         for entry in old.into_values() {
             if committed.contains(&entry.hash) || self.recent_set.contains(&entry.hash) {
                 continue;
@@ -168,8 +167,6 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
     use crate::amount::Amount;
     use crate::crypto::Keypair;
@@ -292,8 +289,8 @@ mod tests {
     /// re-checks runs beside it), and every field of the pool agrees with its transactions.
     /// Mutations caught: `commits_in_order` without its final nonce check (the quick way
     /// then keeps a sender's transactions after one of its committed ones failed), or
-    /// without its check of other senders' creations; the quick way without
-    /// `refresh_waiting`; `remove_pending` not taking an unstake out of its sender's sums.
+    /// without its check of other senders' creations; `remove_pending` not taking an
+    /// unstake out of its sender's sums.
     #[test]
     fn the_quick_way_leaves_what_a_full_recheck_leaves() {
         let seeds: Vec<u8> = (1..=6).collect();

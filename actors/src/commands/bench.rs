@@ -563,9 +563,8 @@ impl Admin {
         }
         self.reader.get_mut().write_all(out.as_bytes())?;
         for line in lines {
-            match self.answer(line)? {
-                Ok(value) => each(value),
-                Err(_) => continue,
+            if let Ok(value) = self.answer(line)? {
+                each(value);
             }
         }
         Ok(())
